@@ -1,0 +1,1 @@
+"""HTTP handlers, app factory, auth, error mapping and the operator CLI of orgsettings."""

@@ -1,0 +1,273 @@
+"""The operator CLI: ``orgsettings [--db PATH] COMMAND ... [--json]``."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from handlers.api_keys import SCOPES, mint_key
+from handlers.config import Config
+from storage import NotFoundError, Store
+
+ROLES = ("USER", "ADMIN", "SUPERADMIN")
+DEMO_ORG_NAME = "Demo Organization"
+
+
+class CliError(Exception):
+    """A mistake in the command line; printed without a traceback, exit status 2."""
+
+
+def _operator() -> dict[str, Any]:
+    try:
+        name = getpass.getuser()
+    except Exception:
+        name = "operator"
+    return {"type": "operator", "id": name, "role": None}
+
+
+def _name(value: str) -> str:
+    if not value.strip() or len(value) > 100:
+        raise argparse.ArgumentTypeError("must be 1-100 characters and not blank")
+    return value
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def _non_negative(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return number
+
+
+def _open(args: argparse.Namespace) -> tuple[Config, Store]:
+    config = Config.from_env(args.db)
+    store = Store(config.db_path)
+    store.migrate()
+    return config, store
+
+
+def org_view(org: dict[str, Any]) -> dict[str, Any]:
+    """Every field of both surfaces' views, for ``org show``."""
+    return {k: v for k, v in org.items()}
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> dict[str, Any]:
+    """Create or migrate the database (and the generated JWT secret when none is set)."""
+    config, store = _open(args)
+    config.hs256_secret(create=True)
+    version = store.migrate()
+    return {"database": str(config.db_path), "schema_version": version}
+
+
+def cmd_serve(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the HTTP server until interrupted."""
+    import uvicorn
+
+    config, store = _open(args)
+    config.hs256_secret(create=True)
+    store.close()
+    # Worker processes build their own app from the environment, so pass the database there.
+    os.environ["ORGSETTINGS_DB"] = str(config.db_path)
+    uvicorn.run(
+        "handlers.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    return {"stopped": True}
+
+
+def cmd_org_create(args: argparse.Namespace) -> dict[str, Any]:
+    """Create an organization."""
+    _, store = _open(args)
+    return store.create_org(
+        name=args.name,
+        tenant_type=args.tenant_type,
+        plan=args.plan,
+        throughput_tier=args.throughput_tier,
+        actor=_operator(),
+    )
+
+
+def cmd_org_show(args: argparse.Namespace) -> dict[str, Any]:
+    """Show an organization, all fields of both views."""
+    _, store = _open(args)
+    return org_view(store.get_org(args.org_id))
+
+
+def cmd_key_create(args: argparse.Namespace) -> dict[str, Any]:
+    """Mint an API key; the secret is printed here and never again."""
+    _, store = _open(args)
+    secret, prefix, key_hash = mint_key()
+    key = store.create_key(
+        org_id=args.org, key_hash=key_hash, prefix=prefix, scopes=args.scope, actor=_operator()
+    )
+    return {
+        "id": key["id"],
+        "key": secret,
+        "prefix": prefix,
+        "scopes": key["scopes"],
+        "organization_id": key["organization_id"],
+    }
+
+
+def cmd_key_revoke(args: argparse.Namespace) -> dict[str, Any]:
+    """Revoke a key; it stops working at once."""
+    _, store = _open(args)
+    key = store.revoke_key(args.key_id, _operator())
+    return {"id": key["id"], "revoked_at": key["revoked_at"]}
+
+
+def cmd_token_create(args: argparse.Namespace) -> dict[str, Any]:
+    """Sign a dashboard JWT with the configured HS256 secret."""
+    from handlers.jwt_auth import issue_token
+
+    config, store = _open(args)
+    if args.role != "SUPERADMIN" and not args.org:
+        raise CliError("--org is required for USER and ADMIN tokens")
+    if args.org:
+        store.get_org(args.org)
+    return issue_token(config, org_id=args.org, role=args.role, sub=args.sub, ttl=args.ttl)
+
+
+def cmd_brand_create(args: argparse.Namespace) -> dict[str, Any]:
+    """Register a brand for an organization."""
+    _, store = _open(args)
+    return store.create_brand(
+        org_id=args.org, status=args.status, campaigns=args.campaigns, actor=_operator()
+    )
+
+
+def cmd_brand_delete(args: argparse.Namespace) -> dict[str, Any]:
+    """Delete a brand."""
+    _, store = _open(args)
+    return store.delete_brand(args.brand_id, _operator())
+
+
+def cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
+    """Init, create the demo org once, mint fresh demo keys and tokens, print curl lines."""
+    from handlers.demo import run_demo
+
+    config, store = _open(args)
+    return run_demo(config, store, _operator(), base_url=f"http://{args.host}:{args.port}")
+
+
+# -- parser -----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every command."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", default=argparse.SUPPRESS, help="SQLite file (ORGSETTINGS_DB)")
+    common.add_argument("--json", action="store_true", help="print exactly one JSON object")
+
+    parser = argparse.ArgumentParser(prog="orgsettings", description=__doc__)
+    parser.add_argument("--db", default=None, help="SQLite file (default var/orgsettings.db)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def leaf(sub: Any, name: str, func: Callable, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help_, description=help_)
+        p.set_defaults(func=func)
+        return p
+
+    leaf(commands, "init", cmd_init, "create or migrate the database")
+    serve = leaf(commands, "serve", cmd_serve, "run the HTTP server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=2212)
+    serve.add_argument("--workers", type=_positive, default=1)
+
+    org = commands.add_parser("org", help="organizations").add_subparsers(
+        dest="org_command", required=True
+    )
+    create = leaf(org, "create", cmd_org_create, "create an organization")
+    create.add_argument("--name", required=True, type=_name)
+    create.add_argument("--tenant-type", choices=("commercial", "personal"), default="commercial")
+    create.add_argument("--plan", default="payg")
+    create.add_argument("--throughput-tier", type=_positive, default=1)
+    show = leaf(org, "show", cmd_org_show, "show an organization")
+    show.add_argument("org_id")
+
+    key = commands.add_parser("key", help="API keys").add_subparsers(
+        dest="key_command", required=True
+    )
+    kcreate = leaf(key, "create", cmd_key_create, "mint an API key")
+    kcreate.add_argument("--org", required=True)
+    kcreate.add_argument("--scope", required=True, action="append", choices=SCOPES)
+    krevoke = leaf(key, "revoke", cmd_key_revoke, "revoke an API key")
+    krevoke.add_argument("key_id")
+
+    token = commands.add_parser("token", help="dashboard JWTs").add_subparsers(
+        dest="token_command", required=True
+    )
+    tcreate = leaf(token, "create", cmd_token_create, "sign a dashboard JWT")
+    tcreate.add_argument("--org", default=None)
+    tcreate.add_argument("--role", required=True, choices=ROLES)
+    tcreate.add_argument("--sub", required=True)
+    tcreate.add_argument("--ttl", type=_positive, default=3600)
+
+    brand = commands.add_parser("brand", help="brands").add_subparsers(
+        dest="brand_command", required=True
+    )
+    bcreate = leaf(brand, "create", cmd_brand_create, "register a brand")
+    bcreate.add_argument("--org", required=True)
+    bcreate.add_argument("--status", choices=("ACTIVE", "PENDING", "REJECTED"), default="PENDING")
+    bcreate.add_argument("--campaigns", type=_non_negative, default=0)
+    bdelete = leaf(brand, "delete", cmd_brand_delete, "delete a brand")
+    bdelete.add_argument("brand_id")
+
+    demo = leaf(commands, "demo", cmd_demo, "set up a demo organization with keys and tokens")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=2212)
+    return parser
+
+
+def _print(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({k: v for k, v in result.items() if k != "text"}))
+    elif "text" in result:
+        print(result["text"])
+    else:
+        for key, value in result.items():
+            shown = json.dumps(value) if isinstance(value, dict | list) else value
+            print(f"{key}: {shown}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``orgsettings`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    as_json = getattr(args, "json", False)
+    try:
+        result = args.func(args)
+    except NotFoundError as exc:
+        _print({"error": "not found", "id": str(exc)}, as_json)
+        return 1
+    except CliError as exc:
+        _print({"error": str(exc)}, as_json)
+        return 2
+    if args.command != "serve":
+        _print(result, as_json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

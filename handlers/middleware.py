@@ -1,0 +1,135 @@
+"""The outermost ASGI layer: request id, body limit, response headers, one JSON log line."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from ulid import ULID
+
+from handlers.errors import ApiError, PayloadTooLarge, render
+
+access_log = logging.getLogger("orgsettings.access")
+
+CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+class RequestContext:
+    """Gives every request an id and a context dict, and every response the common headers.
+
+    The context dict lives at ``scope["orgsettings"]``; the middlewares below copy the scope
+    shallowly, so auth and handlers write into the same dict (actor id for the log line, the
+    parsed body).
+    """
+
+    def __init__(self, app: ASGIApp, services: Any, allow_for: Callable[[str], str]) -> None:
+        self.app = app
+        self.services = services
+        self.allow_for = allow_for
+        self.max_body = services.config.max_body_bytes
+        self.log_requests = services.config.log_requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _request_id(scope)
+        ctx: dict[str, Any] = {
+            "request_id": request_id,
+            "services": self.services,
+            "actor_id": None,
+            "allow_for": self.allow_for,
+        }
+        scope["orgsettings"] = ctx
+        status_seen = 500
+        extra = [
+            (b"x-request-id", request_id.encode()),
+            (b"cache-control", b"no-store"),
+            (b"x-content-type-options", b"nosniff"),
+        ]
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status_seen
+            if message["type"] == "http.response.start":
+                status_seen = message["status"]
+                drop = {name for name, _ in extra}
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in drop]
+                message = {**message, "headers": headers + extra}
+            await send(message)
+
+        try:
+            length = _content_length(scope)
+            if length is not None and length > self.max_body:
+                await self._reject(PayloadTooLarge(), scope, request_id, send_with_headers)
+            else:
+                await self.app(scope, self._limited(receive), send_with_headers)
+        finally:
+            if self.log_requests:
+                access_log.info(
+                    "request",
+                    extra={
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status_seen,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "actor_id": ctx["actor_id"],
+                    },
+                )
+
+    def _limited(self, receive: Receive) -> Receive:
+        """Count body bytes as they arrive, so a missing or lying Content-Length can't pass."""
+        received = 0
+        limit = self.max_body
+
+        async def receive_limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge()
+            return message
+
+        return receive_limited
+
+    @staticmethod
+    async def _reject(err: ApiError, scope: Scope, request_id: str, send: Send) -> None:
+        status, body, headers = render(err, scope["path"], request_id, scope["method"])
+        raw_headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        raw_headers += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        # The body was not read: ask the client to close rather than reuse the connection.
+        raw_headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            try:
+                candidate = value.decode("ascii")
+            except UnicodeDecodeError:
+                break
+            if CLIENT_REQUEST_ID.fullmatch(candidate):
+                return candidate
+            break
+    return str(ULID())
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

@@ -1,0 +1,94 @@
+"""Plain helpers that turn rows into records and records into rows, and diff two records."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+QUIET_HOURS_DEFAULT = {"enabled": False, "start": "21:00", "end": "08:00", "mode": "reject"}
+AUTO_REPLIES_DEFAULT = {"enabled": True, "stop_text": None, "help_text": None, "start_text": None}
+
+#: Columns holding a JSON object, merged block by block.
+BLOCK_FIELDS = ("quiet_hours", "auto_replies")
+#: Columns stored as 0/1 and shown as booleans.
+BOOL_FIELDS = ("is_reseller", "missed_call_auto_message_enabled")
+#: Every field a surface or the CLI may change after creation; the rest are server-managed.
+MUTABLE_FIELDS = (
+    "name",
+    "billing_email",
+    "message_retention_days",
+    "mms_retention_days",
+    "is_reseller",
+    "quiet_hours",
+    "auto_replies",
+    "contact_protection_period",
+    "missed_call_message",
+    "missed_call_auto_message_enabled",
+)
+
+
+def utcnow() -> str:
+    """Now as an RFC 3339 UTC timestamp with millisecond precision."""
+    now = dt.datetime.now(dt.UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def org_from_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Decode an organizations row into a record (booleans, nested blocks)."""
+    org = dict(row)
+    for field in BOOL_FIELDS:
+        org[field] = bool(org[field])
+    for field in BLOCK_FIELDS:
+        org[field] = json.loads(org[field])
+    return org
+
+
+def org_to_row(org: dict[str, Any]) -> dict[str, Any]:
+    """Encode a record's mutable fields for the organizations table."""
+    row: dict[str, Any] = {}
+    for field in MUTABLE_FIELDS:
+        value = org[field]
+        if field in BOOL_FIELDS:
+            value = int(bool(value))
+        elif field in BLOCK_FIELDS:
+            value = json.dumps(value, sort_keys=True)
+        row[field] = value
+    return row
+
+
+def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Changed mutable fields as ``{"dotted.path": {"from": old, "to": new}}``.
+
+    Blocks are compared key by key, so a change to ``quiet_hours.start`` is recorded as that
+    path alone. Booleans and integers never compare equal across types (``True != 1`` here).
+    """
+    changes: dict[str, dict[str, Any]] = {}
+    for field in MUTABLE_FIELDS:
+        old, new = before[field], after[field]
+        if field in BLOCK_FIELDS:
+            for key in sorted(set(old) | set(new)):
+                if not _same(old.get(key), new.get(key)):
+                    changes[f"{field}.{key}"] = {"from": old.get(key), "to": new.get(key)}
+        elif not _same(old, new):
+            changes[field] = {"from": old, "to": new}
+    return changes
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def event_from_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Decode an audit_events row into the event shape both surfaces show."""
+    return {
+        "id": row["id"],
+        "type": row["type"],
+        "organization_id": row["organization_id"],
+        "actor": json.loads(row["actor"]),
+        "surface": row["surface"],
+        "request_id": row["request_id"],
+        "changes": json.loads(row["changes"]),
+        "attestation": row["attestation"],
+        "created_at": row["created_at"],
+    }

@@ -1,0 +1,420 @@
+"""The one place that reads and writes the database: organizations, keys, brands, audit."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+from ulid import ULID
+from uuid6 import uuid7
+
+from storage import db as dbmod
+from storage.records import (
+    AUTO_REPLIES_DEFAULT,
+    QUIET_HOURS_DEFAULT,
+    diff,
+    event_from_row,
+    org_from_row,
+    org_to_row,
+    utcnow,
+)
+
+Actor = dict[str, Any]
+#: Gets a copy of the current record; returns the wanted record and the attestation statement
+#: to store on the audit event (or None). Raising rejects the change.
+Mutator = Callable[[dict[str, Any]], tuple[dict[str, Any], str | None]]
+
+
+class NotFoundError(LookupError):
+    """The record asked for does not exist."""
+
+
+class VersionMismatchError(Exception):
+    """The record's version is not the one the caller expected (stale If-Match)."""
+
+    def __init__(self, current: dict[str, Any]) -> None:
+        super().__init__("version mismatch")
+        self.current = current
+
+
+class Store:
+    """SQLite-backed store; one connection per thread, one write transaction at a time."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._connections: list[Database] = []
+        self._connections_lock = threading.Lock()
+        self.lock = dbmod.WriteLock(self.path)
+
+    # -- connections and transactions -------------------------------------------------------
+
+    @property
+    def db(self) -> Database:
+        """This thread's connection, opened once and reused for the thread's life."""
+        conn = getattr(self._local, "db", None)
+        if conn is None:
+            conn = dbmod.connect(self.path)
+            self._local.db = conn
+            with self._connections_lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Database]:
+        """Hold the write lock and one transaction: read, check, write, commit, all or nothing."""
+        db = self.db
+        with self.lock.held(), db.atomic():
+            yield db
+
+    def migrate(self) -> int:
+        """Bring the schema up to date; return the schema version."""
+        return dbmod.migrate(self.db, self.lock)
+
+    def is_ready(self) -> bool:
+        """True when the database answers and is fully migrated."""
+        try:
+            return dbmod.schema_version(self.db) == dbmod.latest_version()
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        """Checkpoint the WAL and close every connection this store opened."""
+        with self._connections_lock:
+            conns, self._connections = self._connections, []
+        for index, conn in enumerate(conns):
+            with contextlib.suppress(Exception):
+                if index == 0:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                conn.close()
+        self._local = threading.local()
+        self.lock.close()
+
+    # -- audit ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _record(
+        db: Database,
+        *,
+        type_: str,
+        org_id: str,
+        actor: Actor,
+        surface: str,
+        request_id: str | None,
+        changes: dict[str, Any],
+        attestation: str | None = None,
+    ) -> dict[str, Any]:
+        row = {
+            "id": str(ULID()),
+            "type": type_,
+            "organization_id": org_id,
+            "actor": json.dumps(actor, sort_keys=True),
+            "surface": surface,
+            "request_id": request_id,
+            "changes": json.dumps(changes, sort_keys=True),
+            "attestation": attestation,
+            "created_at": utcnow(),
+        }
+        db["audit_events"].insert(row)
+        return event_from_row(row)
+
+    def list_events(
+        self, org_id: str, *, limit: int, before_seq: int | None = None
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """Events newest first; returns the page and the seq to continue before, if any."""
+        sql = "SELECT * FROM audit_events WHERE organization_id = ?"
+        params: list[Any] = [org_id]
+        if before_seq is not None:
+            sql += " AND seq < ?"
+            params.append(before_seq)
+        sql += " ORDER BY seq DESC LIMIT ?"
+        params.append(limit + 1)
+        rows = list(self.db.query(sql, params))
+        next_seq = rows[limit - 1]["seq"] if len(rows) > limit else None
+        return [event_from_row(r) for r in rows[:limit]], next_seq
+
+    # -- organizations ----------------------------------------------------------------------
+
+    def create_org(
+        self,
+        *,
+        name: str,
+        actor: Actor,
+        surface: str = "cli",
+        tenant_type: str = "commercial",
+        plan: str = "payg",
+        throughput_tier: int = 1,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Create an organization with every default, and its organization.created event."""
+        now = utcnow()
+        row = {
+            "id": str(uuid7()),
+            "name": name,
+            "billing_email": None,
+            "plan": plan,
+            "throughput_tier": throughput_tier,
+            "tenant_type": tenant_type,
+            "message_retention_days": 90,
+            "mms_retention_days": 30,
+            "is_reseller": 0,
+            "quiet_hours": json.dumps(QUIET_HOURS_DEFAULT, sort_keys=True),
+            "auto_replies": json.dumps(AUTO_REPLIES_DEFAULT, sort_keys=True),
+            "contact_protection_period": 0,
+            "missed_call_message": None,
+            "missed_call_auto_message_enabled": 0,
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
+        with self.write() as db:
+            db["organizations"].insert(row)
+            org = self._org(db, row["id"])
+            created = {
+                k: {"from": None, "to": org[k]}
+                for k in ("name", "plan", "throughput_tier", "tenant_type")
+            }
+            self._record(
+                db,
+                type_="organization.created",
+                org_id=row["id"],
+                actor=actor,
+                surface=surface,
+                request_id=request_id,
+                changes=created,
+            )
+        return org
+
+    def _org(self, db: Database, org_id: str) -> dict[str, Any]:
+        rows = list(db.query("SELECT * FROM organizations WHERE id = ?", [org_id]))
+        if not rows:
+            raise NotFoundError(org_id)
+        org = org_from_row(rows[0])
+        org["registration_status"] = self._registration(db, org_id)
+        return org
+
+    @staticmethod
+    def _registration(db: Database, org_id: str) -> dict[str, Any]:
+        counts = {
+            r["status"]: r
+            for r in db.query(
+                "SELECT status, COUNT(*) AS n, SUM(campaign_count) AS campaigns"
+                " FROM brands WHERE organization_id = ? GROUP BY status",
+                [org_id],
+            )
+        }
+        brand = next((s for s in ("ACTIVE", "PENDING", "REJECTED") if s in counts), "NONE")
+        return {
+            "brand": brand,
+            "brand_count": sum(r["n"] for r in counts.values()),
+            "campaign_count": sum(r["campaigns"] or 0 for r in counts.values()),
+        }
+
+    def find_org_by_name(self, name: str) -> dict[str, Any] | None:
+        """The oldest organization with this exact name, if any."""
+        rows = list(
+            self.db.query(
+                "SELECT id FROM organizations WHERE name = ? ORDER BY created_at LIMIT 1", [name]
+            )
+        )
+        return self.get_org(rows[0]["id"]) if rows else None
+
+    def get_org(self, org_id: str) -> dict[str, Any]:
+        """The full organization record; raises NotFoundError."""
+        return self._org(self.db, org_id)
+
+    def modify_org(
+        self,
+        org_id: str,
+        mutate: Mutator,
+        *,
+        actor: Actor,
+        surface: str,
+        request_id: str | None,
+        if_version: Callable[[int], bool] | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Apply ``mutate`` to the current record inside one write transaction.
+
+        ``mutate`` gets a copy of the current record and returns the wanted record with the
+        attestation to store; it may raise to reject the change, and then nothing is written.
+        ``if_version`` (the If-Match check) sees the current version first. An effective change
+        bumps the version, sets updated_at and writes one organization.updated event in the
+        same transaction; a change that changes nothing writes nothing. Returns the record as
+        committed and the event (or None).
+        """
+        with self.write() as db:
+            current = self._org(db, org_id)
+            if if_version is not None and not if_version(current["version"]):
+                raise VersionMismatchError(current)
+            wanted, attestation = mutate(copy.deepcopy(current))
+            changes = diff(current, wanted)
+            if not changes:
+                return current, None
+            row = org_to_row(wanted)
+            row["updated_at"] = utcnow()
+            row["version"] = current["version"] + 1
+            db["organizations"].update(org_id, row)
+            event = self._record(
+                db,
+                type_="organization.updated",
+                org_id=org_id,
+                actor=actor,
+                surface=surface,
+                request_id=request_id,
+                changes=changes,
+                attestation=attestation,
+            )
+            return self._org(db, org_id), event
+
+    def set_operator_fields(self, org_id: str, fields: dict[str, Any], actor: Actor) -> dict:
+        """Change operator-only fields (plan, throughput tier, tenant type) with an event."""
+        with self.write() as db:
+            current = self._org(db, org_id)
+            changes = {
+                k: {"from": current[k], "to": v} for k, v in fields.items() if current[k] != v
+            }
+            if not changes:
+                return current
+            db["organizations"].update(
+                org_id,
+                {**fields, "updated_at": utcnow(), "version": current["version"] + 1},
+            )
+            self._record(
+                db,
+                type_="organization.updated",
+                org_id=org_id,
+                actor=actor,
+                surface="cli",
+                request_id=None,
+                changes=changes,
+            )
+            return self._org(db, org_id)
+
+    # -- API keys ---------------------------------------------------------------------------
+
+    def create_key(
+        self, *, org_id: str, key_hash: str, prefix: str, scopes: list[str], actor: Actor
+    ) -> dict[str, Any]:
+        """Store a new key's hash and record api_key.created; the secret is never stored."""
+        row = {
+            "id": f"key_{ULID()}",
+            "organization_id": org_id,
+            "key_hash": key_hash,
+            "prefix": prefix,
+            "scopes": json.dumps(sorted(set(scopes))),
+            "created_at": utcnow(),
+            "revoked_at": None,
+            "last_used_at": None,
+        }
+        with self.write() as db:
+            self._org(db, org_id)
+            db["api_keys"].insert(row)
+            self._record(
+                db,
+                type_="api_key.created",
+                org_id=org_id,
+                actor=actor,
+                surface="cli",
+                request_id=None,
+                changes={
+                    "api_key": {
+                        "from": None,
+                        "to": {
+                            "id": row["id"],
+                            "prefix": prefix,
+                            "scopes": json.loads(row["scopes"]),
+                        },
+                    }
+                },
+            )
+        return self._key_from_row(row)
+
+    @staticmethod
+    def _key_from_row(row: dict[str, Any]) -> dict[str, Any]:
+        key = {k: v for k, v in row.items() if k != "key_hash"}
+        key["scopes"] = json.loads(row["scopes"])
+        return key
+
+    def key_by_hash(self, key_hash: str) -> dict[str, Any] | None:
+        """The key whose SHA-256 hash this is (an indexed lookup, no secret comparison)."""
+        rows = list(self.db.query("SELECT * FROM api_keys WHERE key_hash = ?", [key_hash]))
+        return self._key_from_row(rows[0]) if rows else None
+
+    def touch_key(self, key_id: str, when: str) -> None:
+        """Record that a key was used."""
+        with self.write() as db:
+            db.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", [when, key_id])
+
+    def revoke_key(self, key_id: str, actor: Actor) -> dict[str, Any]:
+        """Revoke a key (idempotent); records api_key.revoked the first time."""
+        with self.write() as db:
+            rows = list(db.query("SELECT * FROM api_keys WHERE id = ?", [key_id]))
+            if not rows:
+                raise NotFoundError(key_id)
+            row = rows[0]
+            if row["revoked_at"] is None:
+                row["revoked_at"] = utcnow()
+                db["api_keys"].update(key_id, {"revoked_at": row["revoked_at"]})
+                self._record(
+                    db,
+                    type_="api_key.revoked",
+                    org_id=row["organization_id"],
+                    actor=actor,
+                    surface="cli",
+                    request_id=None,
+                    changes={"api_key.revoked_at": {"from": None, "to": row["revoked_at"]}},
+                )
+            return self._key_from_row(row)
+
+    # -- brands -----------------------------------------------------------------------------
+
+    def create_brand(
+        self, *, org_id: str, status: str, campaigns: int, actor: Actor
+    ) -> dict[str, Any]:
+        """Register a brand for an organization and record brand.created."""
+        row = {
+            "id": f"brand_{ULID()}",
+            "organization_id": org_id,
+            "status": status,
+            "campaign_count": campaigns,
+            "created_at": utcnow(),
+        }
+        with self.write() as db:
+            self._org(db, org_id)
+            db["brands"].insert(row)
+            self._record(
+                db,
+                type_="brand.created",
+                org_id=org_id,
+                actor=actor,
+                surface="cli",
+                request_id=None,
+                changes={"brand": {"from": None, "to": row}},
+            )
+        return row
+
+    def delete_brand(self, brand_id: str, actor: Actor) -> dict[str, Any]:
+        """Delete a brand and record brand.deleted."""
+        with self.write() as db:
+            rows = list(db.query("SELECT * FROM brands WHERE id = ?", [brand_id]))
+            if not rows:
+                raise NotFoundError(brand_id)
+            row = rows[0]
+            db.execute("DELETE FROM brands WHERE id = ?", [brand_id])
+            self._record(
+                db,
+                type_="brand.deleted",
+                org_id=row["organization_id"],
+                actor=actor,
+                surface="cli",
+                request_id=None,
+                changes={"brand": {"from": row, "to": None}},
+            )
+        return row

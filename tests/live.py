@@ -1,0 +1,108 @@
+"""Run a real ``orgsettings serve`` process on a free loopback port, for live tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+ORGSETTINGS = str(BIN / "orgsettings")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cli(db: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run an ``orgsettings`` command with --json against ``db`` and return its object."""
+    out = subprocess.run(
+        [ORGSETTINGS, "--db", str(db), *args, "--json"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
+    return json.loads(out.stdout)
+
+
+@dataclass
+class Server:
+    """A running server process and where to reach it."""
+
+    process: subprocess.Popen
+    base_url: str
+    log_path: Path
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        """Stop the process (SIGTERM by default) and wait for it; returns its exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+        return self.process.returncode
+
+    def log(self) -> str:
+        """Everything the server wrote to stdout and stderr so far."""
+        return self.log_path.read_text(errors="replace")
+
+
+def wait_ready(base_url: str, process: subprocess.Popen | None = None, timeout: float = 30) -> None:
+    """Poll /readyz until it answers 200 (no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(f"{base_url}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"{base_url} was not ready within {timeout} s")
+
+
+def start_server(
+    db: Path,
+    *,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    log_path: Path | None = None,
+) -> Server:
+    """Start ``orgsettings serve`` against ``db`` on a free port and wait until it is ready."""
+    port = free_port()
+    log_path = log_path or db.parent / f"server-{port}.log"
+    handle = log_path.open("wb")
+    process = subprocess.Popen(
+        [ORGSETTINGS, "--db", str(db), "serve", "--port", str(port), "--workers", str(workers)],
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+    )
+    handle.close()
+    server = Server(process=process, base_url=f"http://127.0.0.1:{port}", log_path=log_path)
+    try:
+        wait_ready(server.base_url, process)
+    except Exception:
+        server.stop(signal.SIGKILL)
+        raise
+    return server
