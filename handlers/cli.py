@@ -142,6 +142,11 @@ def cmd_token_create(args: argparse.Namespace) -> dict[str, Any]:
     from handlers.jwt_auth import issue_token
 
     config, store = _open(args)
+    if config.jwt_public_key:
+        raise CliError(
+            "token create signs HS256, but this server verifies RS256/ES256 "
+            "(ORGSETTINGS_JWT_PUBLIC_KEY); sign tokens with your identity provider"
+        )
     if args.role != "SUPERADMIN" and not args.org:
         raise CliError("--org is required for USER and ADMIN tokens")
     if args.org:
