@@ -63,7 +63,7 @@ def get_organization(token_info: dict[str, Any]) -> Response:
         raise NotFound("organization not found") from None
 
 
-def patch_organization(token_info: dict[str, Any], **params: Any) -> Response:
+def patch_organization(token_info: dict[str, Any]) -> Response:
     """PATCH /v1/organization: all or nothing, audited, conditional on If-Match."""
     ctx = request_context()
     patch = ctx["body"]

@@ -6,9 +6,9 @@ import contextlib
 import copy
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlite_utils import Database
 from ulid import ULID
@@ -24,7 +24,9 @@ from storage.records import (
     org_to_row,
     utcnow,
 )
+from storage.writer import GroupCommitWriter
 
+T = TypeVar("T")
 Actor = dict[str, Any]
 #: Gets a copy of the current record; returns the wanted record and the attestation statement
 #: to store on the audit event (or None). Raising rejects the change.
@@ -46,13 +48,17 @@ class VersionMismatchError(Exception):
 class Store:
     """SQLite-backed store; one connection per thread, one write transaction at a time."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, group_commit: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._connections: list[Database] = []
         self._connections_lock = threading.Lock()
         self.lock = dbmod.WriteLock(self.path)
+        #: The server batches concurrent writes into shared commits; the CLI writes directly.
+        self.writer = (
+            GroupCommitWriter(lambda: dbmod.connect(self.path), self.lock) if group_commit else None
+        )
 
     # -- connections and transactions -------------------------------------------------------
 
@@ -67,12 +73,17 @@ class Store:
                 self._connections.append(conn)
         return conn
 
-    @contextlib.contextmanager
-    def write(self) -> Iterator[Database]:
-        """Hold the write lock and one transaction: read, check, write, commit, all or nothing."""
+    def transact(self, fn: Callable[[Database], T], wait: bool = True) -> T | None:
+        """Run ``fn(db)`` as one write transaction: read, check, write, commit, all or nothing.
+
+        Returns after the commit with fn's result; an exception from fn rolls back its writes.
+        ``wait=False`` (group commit only) queues the write without waiting for it.
+        """
+        if self.writer is not None:
+            return self.writer.submit(fn, wait=wait)
         db = self.db
         with self.lock.held(), db.atomic():
-            yield db
+            return fn(db)
 
     def migrate(self) -> int:
         """Bring the schema up to date; return the schema version."""
@@ -86,7 +97,9 @@ class Store:
             return False
 
     def close(self) -> None:
-        """Checkpoint the WAL and close every connection this store opened."""
+        """Finish queued writes, checkpoint the WAL and close every connection."""
+        if self.writer is not None:
+            self.writer.close()
         with self._connections_lock:
             conns, self._connections = self._connections, []
         for index, conn in enumerate(conns):
@@ -174,7 +187,8 @@ class Store:
             "updated_at": now,
             "version": 1,
         }
-        with self.write() as db:
+
+        def txn(db: Database) -> Any:
             db["organizations"].insert(row)
             org = self._org(db, row["id"])
             created = {
@@ -190,7 +204,9 @@ class Store:
                 request_id=request_id,
                 changes=created,
             )
-        return org
+            return org
+
+        return self.transact(txn)
 
     def _org(self, db: Database, org_id: str) -> dict[str, Any]:
         rows = list(db.query("SELECT * FROM organizations WHERE id = ?", [org_id]))
@@ -249,7 +265,8 @@ class Store:
         same transaction; a change that changes nothing writes nothing. Returns the record as
         committed and the event (or None).
         """
-        with self.write() as db:
+
+        def txn(db: Database) -> Any:
             current = self._org(db, org_id)
             if if_version is not None and not if_version(current["version"]):
                 raise VersionMismatchError(current)
@@ -273,9 +290,12 @@ class Store:
             )
             return self._org(db, org_id), event
 
+        return self.transact(txn)
+
     def set_operator_fields(self, org_id: str, fields: dict[str, Any], actor: Actor) -> dict:
         """Change operator-only fields (plan, throughput tier, tenant type) with an event."""
-        with self.write() as db:
+
+        def txn(db: Database) -> Any:
             current = self._org(db, org_id)
             changes = {
                 k: {"from": current[k], "to": v} for k, v in fields.items() if current[k] != v
@@ -297,6 +317,8 @@ class Store:
             )
             return self._org(db, org_id)
 
+        return self.transact(txn)
+
     # -- API keys ---------------------------------------------------------------------------
 
     def create_key(
@@ -313,7 +335,8 @@ class Store:
             "revoked_at": None,
             "last_used_at": None,
         }
-        with self.write() as db:
+
+        def txn(db: Database) -> Any:
             self._org(db, org_id)
             db["api_keys"].insert(row)
             self._record(
@@ -334,6 +357,9 @@ class Store:
                     }
                 },
             )
+            return None
+
+        self.transact(txn)
         return self._key_from_row(row)
 
     @staticmethod
@@ -348,13 +374,18 @@ class Store:
         return self._key_from_row(rows[0]) if rows else None
 
     def touch_key(self, key_id: str, when: str) -> None:
-        """Record that a key was used."""
-        with self.write() as db:
+        """Record that a key was used; with group commit, queued without waiting for it."""
+
+        def txn(db: Database) -> Any:
             db.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", [when, key_id])
+            return None
+
+        self.transact(txn, wait=False)
 
     def revoke_key(self, key_id: str, actor: Actor) -> dict[str, Any]:
         """Revoke a key (idempotent); records api_key.revoked the first time."""
-        with self.write() as db:
+
+        def txn(db: Database) -> Any:
             rows = list(db.query("SELECT * FROM api_keys WHERE id = ?", [key_id]))
             if not rows:
                 raise NotFoundError(key_id)
@@ -373,6 +404,8 @@ class Store:
                 )
             return self._key_from_row(row)
 
+        return self.transact(txn)
+
     # -- brands -----------------------------------------------------------------------------
 
     def create_brand(
@@ -386,7 +419,8 @@ class Store:
             "campaign_count": campaigns,
             "created_at": utcnow(),
         }
-        with self.write() as db:
+
+        def txn(db: Database) -> Any:
             self._org(db, org_id)
             db["brands"].insert(row)
             self._record(
@@ -398,11 +432,15 @@ class Store:
                 request_id=None,
                 changes={"brand": {"from": None, "to": row}},
             )
+            return None
+
+        self.transact(txn)
         return row
 
     def delete_brand(self, brand_id: str, actor: Actor) -> dict[str, Any]:
         """Delete a brand and record brand.deleted."""
-        with self.write() as db:
+
+        def txn(db: Database) -> Any:
             rows = list(db.query("SELECT * FROM brands WHERE id = ?", [brand_id]))
             if not rows:
                 raise NotFoundError(brand_id)
@@ -417,4 +455,6 @@ class Store:
                 request_id=None,
                 changes={"brand": {"from": row, "to": None}},
             )
-        return row
+            return row
+
+        return self.transact(txn)

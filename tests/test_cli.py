@@ -1,0 +1,360 @@
+"""The operator CLI, run in-process (and once as the installed console script)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from starlette.testclient import TestClient
+
+from conftest import JWT_SECRET, bearer
+from handlers.app import create_app
+from handlers.cli import main
+from handlers.config import Config
+from storage import Store
+
+UNKNOWN_ORG = "0190a1b2-c3d4-7e5f-a7b8-c9d0e1f2a3b4"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ORGSETTINGS_* from the outer environment leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith("ORGSETTINGS_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """Where this test's CLI calls keep their database."""
+    return tmp_path / "cli" / "orgsettings.db"
+
+
+@pytest.fixture
+def cli(db: Path, capsys: pytest.CaptureFixture[str]):
+    """Run ``orgsettings --db DB ARGS... --json``; returns (exit status, the one JSON object)."""
+
+    def run(*args: str) -> tuple[int, dict[str, Any]]:
+        status = main(["--db", str(db), *args, "--json"])
+        out = capsys.readouterr().out
+        return status, json.loads(out)
+
+    return run
+
+
+@pytest.fixture
+def org_id(cli) -> str:
+    """An organization made through the CLI."""
+    return cli("org", "create", "--name", "Acme Health")[1]["id"]
+
+
+@pytest.fixture
+def http(db: Path) -> Iterator[TestClient]:
+    """A test client of an app over the CLI's database."""
+    app = create_app(Config(db_path=db, jwt_secret=JWT_SECRET, log_requests=False))
+    with app.test_client() as client:
+        yield client
+    app.app.extensions["orgsettings"].store.close()
+
+
+def events(db: Path, org_id: str) -> list[dict[str, Any]]:
+    """Every audit event of an org, newest first, read straight from the database."""
+    store = Store(db)
+    try:
+        return store.list_events(org_id, limit=100)[0]
+    finally:
+        store.close()
+
+
+# -- one JSON object per command ----------------------------------------------------------------
+
+
+def test_init_creates_the_database(cli, db):
+    """init migrates a new database and reports its schema version."""
+    status, out = cli("init")
+    assert status == 0
+    assert out == {"database": str(db), "schema_version": 1}
+    assert db.exists()
+
+
+def test_init_twice_is_harmless(cli, org_id):
+    """Re-running init keeps the data."""
+    assert cli("init")[0] == 0
+    assert cli("org", "show", org_id)[1]["name"] == "Acme Health"
+
+
+def test_init_creates_a_private_jwt_secret_when_none_is_set(cli, db):
+    """Without ORGSETTINGS_JWT_SECRET, init writes a random secret readable only by its owner."""
+    cli("init")
+    secret_file = db.parent / "jwt_secret"
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert len(secret_file.read_text().strip()) >= 32
+
+
+def test_org_create_takes_the_operator_fields(cli):
+    """org create sets tenant type, plan and throughput tier."""
+    status, out = cli(
+        "org", "create", "--name", "Jo Doe", "--tenant-type", "personal",
+        "--plan", "pro", "--throughput-tier", "3",
+    )  # fmt: skip
+    assert status == 0
+    assert out["id"]
+    assert (out["name"], out["tenant_type"], out["plan"], out["throughput_tier"]) == (
+        "Jo Doe",
+        "personal",
+        "pro",
+        3,
+    )
+
+
+def test_org_create_records_an_event(cli, db, org_id):
+    """The new organization's trail starts with organization.created from the CLI."""
+    (event,) = events(db, org_id)
+    assert (event["type"], event["surface"], event["actor"]["type"]) == (
+        "organization.created",
+        "cli",
+        "operator",
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--name", ""],
+        ["--name", "   "],
+        ["--name", "x" * 101],
+        ["--name", "A", "--tenant-type", "government"],
+        ["--name", "A", "--throughput-tier", "0"],
+    ],
+)
+def test_org_create_refuses_bad_values(db, capsys, args):
+    """Invalid operator input is a usage error and creates nothing."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--db", str(db), "org", "create", *args, "--json"])
+    assert exit_info.value.code != 0
+    assert "error" in capsys.readouterr().err
+
+
+def test_org_show_has_the_fields_of_both_views(cli, org_id):
+    """org show prints every field, the v1 ones and the dashboard ones."""
+    status, out = cli("org", "show", org_id)
+    assert status == 0
+    assert out["id"] == org_id
+    assert {
+        "name",
+        "billing_email",
+        "plan",
+        "throughput_tier",
+        "tenant_type",
+        "message_retention_days",
+        "mms_retention_days",
+        "is_reseller",
+        "quiet_hours",
+        "auto_replies",
+        "registration_status",
+        "contact_protection_period",
+        "missed_call_message",
+        "missed_call_auto_message_enabled",
+        "created_at",
+        "updated_at",
+        "version",
+    } <= set(out)
+    assert out["quiet_hours"] == {
+        "enabled": False,
+        "start": "21:00",
+        "end": "08:00",
+        "mode": "reject",
+    }
+
+
+def test_key_create_prints_the_key_once(cli, db, org_id):
+    """key create prints a fresh am_live_ key, its prefix, scopes and org; only its hash is kept."""
+    status, out = cli(
+        "key", "create", "--org", org_id, "--scope", "org:read", "--scope", "audit:read"
+    )
+    assert status == 0
+    assert set(out) == {"id", "key", "prefix", "scopes", "organization_id"}
+    assert out["key"].startswith("am_live_")
+    assert len(out["key"]) - len("am_live_") >= 32
+    assert out["key"].startswith(out["prefix"]) and out["prefix"] != out["key"]
+    assert sorted(out["scopes"]) == ["audit:read", "org:read"]
+    assert out["organization_id"] == org_id
+    assert out["key"].encode() not in db.read_bytes()
+
+
+def test_created_key_works_against_the_api(cli, http, org_id):
+    """The printed key authenticates as its org with the scopes it was given."""
+    key = cli("key", "create", "--org", org_id, "--scope", "org:read")[1]["key"]
+    response = http.get("/v1/organization", headers=bearer(key))
+    assert response.status_code == 200
+    assert response.json()["data"]["id"] == org_id
+    assert http.get("/v1/audit_events", headers=bearer(key)).status_code == 403
+
+
+def test_key_create_records_an_event(cli, db, org_id):
+    """api_key.created names the key, never its secret."""
+    out = cli("key", "create", "--org", org_id, "--scope", "org:read")[1]
+    event = events(db, org_id)[0]
+    assert event["type"] == "api_key.created"
+    assert out["id"] in json.dumps(event)
+    assert out["key"] not in json.dumps(event)
+
+
+def test_revoked_key_stops_working(cli, http, db, org_id):
+    """key revoke makes the key 401 at once and records api_key.revoked."""
+    out = cli("key", "create", "--org", org_id, "--scope", "org:read")[1]
+    status, revoked = cli("key", "revoke", out["id"])
+    assert status == 0
+    assert revoked["id"] == out["id"] and revoked["revoked_at"]
+    assert http.get("/v1/organization", headers=bearer(out["key"])).status_code == 401
+    assert events(db, org_id)[0]["type"] == "api_key.revoked"
+
+
+@pytest.mark.parametrize("role", ["USER", "ADMIN"])
+def test_token_create_signs_with_the_configured_secret(cli, monkeypatch, org_id, role):
+    """With ORGSETTINGS_JWT_SECRET set, tokens are HS256 with it and carry the claims asked for."""
+    monkeypatch.setenv("ORGSETTINGS_JWT_SECRET", JWT_SECRET)
+    status, out = cli("token", "create", "--org", org_id, "--role", role, "--sub", "user-1")
+    assert status == 0
+    assert set(out) == {"token", "expires_at"}
+    claims = jwt.decode(out["token"], JWT_SECRET, algorithms=["HS256"])
+    assert (claims["sub"], claims["role"], claims["organizationId"]) == ("user-1", role, org_id)
+
+
+def test_token_create_uses_the_generated_secret_when_none_is_set(cli, db, org_id):
+    """Without ORGSETTINGS_JWT_SECRET, tokens are signed with the 0600 file next to the db."""
+    cli("init")
+    out = cli("token", "create", "--org", org_id, "--role", "ADMIN", "--sub", "u", "--ttl", "60")[1]
+    secret = (db.parent / "jwt_secret").read_text().strip()
+    claims = jwt.decode(out["token"], secret, algorithms=["HS256"])
+    assert claims["exp"] - claims["iat"] == 60
+
+
+def test_superadmin_token_needs_no_org(cli, monkeypatch):
+    """A SUPERADMIN token has no organizationId."""
+    monkeypatch.setenv("ORGSETTINGS_JWT_SECRET", JWT_SECRET)
+    out = cli("token", "create", "--role", "SUPERADMIN", "--sub", "root")[1]
+    claims = jwt.decode(out["token"], JWT_SECRET, algorithms=["HS256"])
+    assert claims["role"] == "SUPERADMIN" and "organizationId" not in claims
+
+
+def test_member_token_without_org_is_refused(cli):
+    """USER and ADMIN tokens need --org: a JSON error and a non-zero exit."""
+    status, out = cli("token", "create", "--role", "ADMIN", "--sub", "u")
+    assert status != 0
+    assert "error" in out
+
+
+def test_brand_create_and_delete_change_registration_status(cli, org_id):
+    """Brands drive registration_status; deleting the last one returns it to NONE."""
+    status, brand = cli(
+        "brand", "create", "--org", org_id, "--status", "ACTIVE", "--campaigns", "2"
+    )
+    assert status == 0
+    shown = cli("org", "show", org_id)[1]["registration_status"]
+    assert shown == {"brand": "ACTIVE", "brand_count": 1, "campaign_count": 2}
+    assert cli("brand", "delete", brand["id"])[0] == 0
+    shown = cli("org", "show", org_id)[1]["registration_status"]
+    assert shown == {"brand": "NONE", "brand_count": 0, "campaign_count": 0}
+
+
+def test_brand_commands_record_events(cli, db, org_id):
+    """brand.created then brand.deleted land on the org's trail."""
+    brand = cli("brand", "create", "--org", org_id)[1]
+    cli("brand", "delete", brand["id"])
+    types = [e["type"] for e in events(db, org_id)]
+    assert types == ["brand.deleted", "brand.created", "organization.created"]
+
+
+# -- demo ---------------------------------------------------------------------------------------
+
+
+def test_demo_prints_keys_tokens_and_curl_lines(cli):
+    """demo prints the org, an admin and a read-only key, three tokens and curl lines."""
+    status, out = cli("demo")
+    assert status == 0
+    assert out["organization"]["id"]
+    assert set(out["keys"]) == {"admin", "read_only"}
+    assert set(out["tokens"]) == {"USER", "ADMIN", "SUPERADMIN"}
+    assert out["curl"]
+    assert all(line.startswith("curl ") for line in out["curl"].values())
+    assert any(out["keys"]["admin"]["key"] in line for line in out["curl"].values())
+
+
+def test_demo_twice_reuses_the_org_with_fresh_keys(cli):
+    """A second demo keeps the same organization and mints new keys."""
+    first = cli("demo")[1]
+    second = cli("demo")[1]
+    assert second["organization"]["id"] == first["organization"]["id"]
+    assert second["keys"]["admin"]["key"] != first["keys"]["admin"]["key"]
+    assert second["keys"]["read_only"]["key"] != first["keys"]["read_only"]["key"]
+
+
+def test_demo_key_works_against_the_api(cli, http):
+    """The admin key demo prints reads and changes the demo org."""
+    out = cli("demo")[1]
+    key = out["keys"]["admin"]["key"]
+    response = http.patch("/v1/organization", json={"name": "Renamed"}, headers=bearer(key))
+    assert response.status_code == 200
+    assert response.json()["data"]["id"] == out["organization"]["id"]
+
+
+def test_demo_without_json_prints_curl_lines(db, capsys):
+    """The human output has the keys and ready-to-paste curl lines."""
+    assert main(["--db", str(db), "demo"]) == 0
+    text = capsys.readouterr().out
+    assert "am_live_" in text
+    assert "curl -sS" in text
+
+
+# -- errors -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["org", "show", UNKNOWN_ORG],
+        ["key", "create", "--org", UNKNOWN_ORG, "--scope", "org:read"],
+        ["key", "revoke", "key_nope"],
+        ["token", "create", "--org", UNKNOWN_ORG, "--role", "ADMIN", "--sub", "u"],
+        ["brand", "create", "--org", UNKNOWN_ORG],
+        ["brand", "delete", "brand_nope"],
+    ],
+)
+def test_unknown_id_is_a_json_error(cli, args):
+    """An id that does not exist: non-zero exit and one JSON object naming the error."""
+    cli("init")
+    status, out = cli(*args)
+    assert status != 0
+    assert "error" in out
+
+
+def test_db_option_is_accepted_after_the_command(db, capsys):
+    """--db works after the command as well as before it."""
+    assert main(["init", "--db", str(db), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["database"] == str(db)
+
+
+def test_console_script_is_installed(tmp_path):
+    """The orgsettings console script runs and prints one JSON object."""
+    script = Path(sys.executable).parent / "orgsettings"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORGSETTINGS_")}
+    db = tmp_path / "script.db"
+    result = subprocess.run(
+        [str(script), "--db", str(db), "init", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"database": str(db), "schema_version": 1}
