@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 HOST   ?= 127.0.0.1
 PORT   ?= 2212
 
-.PHONY: install run test unit contract-local contract lint format bench clean
+.PHONY: install npm run test unit contract-local contract lint lint-specs format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install pinned dependencies
 
+# Pinned Node tools (Redocly CLI, openapi-typescript, TypeScript) from tools/package-lock.json;
+# `npm ci` reinstalls them whenever the lock file changes.
+NPM_STAMP := tools/node_modules/.installed
+$(NPM_STAMP): tools/package.json tools/package-lock.json
+	npm ci --prefix tools --no-audit --no-fund --loglevel=error
+	touch $@
+
+npm: $(NPM_STAMP) ## install the pinned Node tools into tools/node_modules
+
 run: install ## create the demo organization, keys and tokens, then serve on $(HOST):$(PORT)
 	$(BIN)/orgsettings demo --host $(HOST) --port $(PORT)
 	$(BIN)/orgsettings serve --host $(HOST) --port $(PORT)
@@ -24,7 +33,7 @@ run: install ## create the demo organization, keys and tokens, then serve on $(H
 # Schemathesis runs first and pytest last, so the run ends on pytest's summary line.
 test: install lint contract-local unit ## every test: lint, Schemathesis against a live server, pytest
 
-unit: install
+unit: install npm
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # Schemathesis against a throwaway live server: the v1 spec with a key holding every scope, the
@@ -43,13 +52,33 @@ contract: install
 	@test -n "$(URL)" -a -n "$(TOKEN)" || { echo "usage: make contract URL=... TOKEN=... [SPEC=...] [ORG=...]"; exit 2; }
 	$(BIN)/python tests/contract.py --url "$(URL)" --token "$(TOKEN)" --spec "$(or $(SPEC),openapi/v1.yaml)" $(if $(ORG),--org-id "$(ORG)")
 
-lint: install ## ruff and openapi-spec-validator
-	$(BIN)/ruff check handlers storage tests
+lint: install lint-specs ## ruff, openapi-spec-validator and Redocly lint
+	$(BIN)/ruff check handlers storage tests bench
 	$(BIN)/python -m openapi_spec_validator openapi/v1.yaml openapi/dashboard.yaml
 
+# Redocly CLI `recommended-strict` (the `recommended` rules, warnings counted as errors) over
+# both specs, as configured in redocly.yaml.
+lint-specs: npm
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true tools/node_modules/.bin/redocly lint
+
 format: install
-	$(BIN)/ruff format handlers storage tests
-	$(BIN)/ruff check --fix handlers storage tests
+	$(BIN)/ruff format handlers storage tests bench
+	$(BIN)/ruff check --fix handlers storage tests bench
+
+# Benchmark (bench/README.md): orgsettings against stock Connexion, FastAPI and a Starlette
+# ceiling, server pinned to CPU 0 and wrk to CPU 1. BENCH_SECONDS (8) sets the measured run.
+# Installs the `bench` extra, and wrk from Debian when it is missing.
+bench: install
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	command -v wrk >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update && $$SUDO apt-get install -y wrk; }
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
+
+# The figures of the last reliability run (tests/test_{concurrency,crash_safety,hostile_input,
+# auth_hardening,graceful_stop}.py write var/reliability.json), for README's "Reliability".
+.PHONY: reliability
+reliability: install
+	$(BIN)/python tests/reliability.py

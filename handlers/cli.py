@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -82,6 +83,9 @@ def cmd_serve(args: argparse.Namespace) -> dict[str, Any]:
     store.close()
     # Worker processes build their own app from the environment, so pass the database there.
     os.environ["ORGSETTINGS_DB"] = str(config.db_path)
+    # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal it caught; with
+    # this no-op handler in place that re-raise returns, so a clean stop exits 0, not -15.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     uvicorn.run(
         "handlers.app:create_app",
         factory=True,

@@ -90,6 +90,13 @@ class MethodNotAllowed(ApiError):
     dashboard_message = "Method not allowed"
 
 
+class RequestTimeout(ApiError):
+    """The client declared a body and stopped sending it (a slow or lying Content-Length)."""
+
+    status, code, message = 408, "REQUEST_TIMEOUT", "request body was not received in time"
+    dashboard_message = "Request timeout"
+
+
 class PreconditionFailed(ApiError):
     status, code, message = 412, "PRECONDITION_FAILED", "If-Match does not match the current ETag"
 
@@ -151,6 +158,7 @@ def _by_status(status: int, detail: str | None) -> ApiError:
         Forbidden,
         NotFound,
         MethodNotAllowed,
+        RequestTimeout,
         PayloadTooLarge,
         UnsupportedMediaType,
     ):

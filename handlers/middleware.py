@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -11,11 +12,15 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ulid import ULID
 
-from handlers.errors import ApiError, PayloadTooLarge, render
+from handlers.errors import ApiError, PayloadTooLarge, RequestTimeout, render
 
 access_log = logging.getLogger("orgsettings.access")
 
 CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+#: How long the server waits for the next piece of a request body before answering 408. Without
+#: it, a client that declares a Content-Length and then stalls holds a connection (and, on a
+#: write, a request slot) forever. ``Config.extra["body_timeout_seconds"]`` overrides it.
+BODY_TIMEOUT_SECONDS = 10.0
 
 
 class RequestContext:
@@ -32,6 +37,8 @@ class RequestContext:
         self.allow_for = allow_for
         self.max_body = services.config.max_body_bytes
         self.log_requests = services.config.log_requests
+        extra = getattr(services.config, "extra", None) or {}
+        self.body_timeout = float(extra.get("body_timeout_seconds", BODY_TIMEOUT_SECONDS))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,6 +73,9 @@ class RequestContext:
             length = _content_length(scope)
             if length is not None and length > self.max_body:
                 await self._reject(PayloadTooLarge(), scope, request_id, send_with_headers)
+            elif length == 0 or (length is None and not _is_chunked(scope)):
+                # No body is coming (a GET, say): nothing to count or time, so skip the wrapper.
+                await self.app(scope, receive, send_with_headers)
             else:
                 await self.app(scope, self._limited(receive), send_with_headers)
         finally:
@@ -83,17 +93,32 @@ class RequestContext:
                 )
 
     def _limited(self, receive: Receive) -> Receive:
-        """Count body bytes as they arrive, so a missing or lying Content-Length can't pass."""
+        """Count body bytes as they arrive, so a missing or lying Content-Length can't pass.
+
+        Until the body is complete each read waits at most ``body_timeout``: a client that
+        stalls mid-body gets 408 and the connection is closed. Later reads (a wait for the
+        client's disconnect) are not timed.
+        """
         received = 0
+        complete = False
         limit = self.max_body
+        timeout = self.body_timeout
 
         async def receive_limited() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), timeout)
+            except TimeoutError:
+                raise RequestTimeout(headers={"Connection": "close"}) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise PayloadTooLarge()
+                complete = not message.get("more_body", False)
+            else:
+                complete = True
             return message
 
         return receive_limited
@@ -123,6 +148,10 @@ def _request_id(scope: Scope) -> str:
                 return candidate
             break
     return str(ULID())
+
+
+def _is_chunked(scope: Scope) -> bool:
+    return any(name == b"transfer-encoding" for name, _ in scope["headers"])
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -4,7 +4,8 @@ Connexion's stock validators build a new jsonschema validator for every request,
 first error and answer 400 with a problem+json body. These compile each schema once, report
 every offending field at once as ``{"dotted.path": "message"}`` (raised as ValidationFailed,
 which each surface renders in its own shape), and parse JSON strictly: no NaN/Infinity, no
-numbers that overflow to infinity, no duplicate keys, no invalid UTF-8.
+numbers that overflow to infinity, no duplicate keys, no invalid UTF-8, and no string (key or
+value) holding a NUL character or an unpaired UTF-16 surrogate escape such as ``"\\ud800"``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from jsonschema import Draft4Validator, FormatChecker, ValidationError
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope
 
-from handlers.errors import InvalidJson, ValidationFailed
+from handlers.errors import InvalidJson, UnsupportedMediaType, ValidationFailed
 
 FORMAT_CHECKER = FormatChecker()
 for _name, _check in Draft4Validator.FORMAT_CHECKER.checkers.items():
@@ -93,6 +94,41 @@ def parse_json(raw: bytes) -> t.Any:
         raise InvalidJson(details=f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise InvalidJson(details="request body is nested too deeply") from None
+
+
+def text_errors(instance: t.Any) -> dict[str, str]:
+    """Strings anywhere in ``instance`` that are valid JSON but unsafe to store or send on.
+
+    NUL truncates text in the C-based systems settings flow into (carrier gateways, SMS
+    encoders), and a lone surrogate escape is not Unicode at all (SQLite cannot even encode it).
+    JSON Schema cannot say "no NUL" for every string at once, so this checks every key and
+    value. Iterative, because the parser accepts nesting deeper than Python's recursion limit.
+    """
+    errors: dict[str, str] = {}
+    stack: list[tuple[str, t.Any]] = [("", instance)]
+    while stack:
+        base, value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                path = f"{base}.{key}" if base else key
+                if problem := _unsafe_text(key):
+                    errors.setdefault(path, f"field name {problem}")
+                stack.append((path, item))
+        elif isinstance(value, list):
+            stack.extend((f"{base}.{i}" if base else str(i), v) for i, v in enumerate(value))
+        elif isinstance(value, str) and (problem := _unsafe_text(value)):
+            errors.setdefault(base or "body", problem)
+    return errors
+
+
+def _unsafe_text(text: str) -> str | None:
+    if "\x00" in text:
+        return "must not contain NUL characters"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode (unpaired surrogate escape)"
+    return None
 
 
 def _describe_type(expected: t.Any) -> str:
@@ -194,6 +230,9 @@ class BodyValidator(AbstractRequestBodyValidator):
             chunks.append(message.get("body", b""))
             more = message.get("more_body", False)
         raw = b"".join(chunks)
+        if raw.strip() and "content-type" not in Headers(scope=scope):
+            # Connexion would guess the operation's first media type; a body must say it is JSON.
+            raise UnsupportedMediaType(details="Content-Type is missing; send application/json")
         if not raw.strip():
             if self._required:
                 raise InvalidJson("request body is required", details="expected a JSON object")
@@ -202,6 +241,8 @@ class BodyValidator(AbstractRequestBodyValidator):
             body = parse_json(raw)
         if body is not None or not self._nullable:
             errors = collect_errors(compiled(self._schema), body, self.read_only)
+            for path, message in text_errors(body).items():
+                errors.setdefault(path, message)
             if errors:
                 raise ValidationFailed(details=errors)
         # Hand the parsed body to the handler so it is not parsed twice.

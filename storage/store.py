@@ -208,30 +208,35 @@ class Store:
 
         return self.transact(txn)
 
-    def _org(self, db: Database, org_id: str) -> dict[str, Any]:
-        rows = list(db.query("SELECT * FROM organizations WHERE id = ?", [org_id]))
-        if not rows:
-            raise NotFoundError(org_id)
-        org = org_from_row(rows[0])
-        org["registration_status"] = self._registration(db, org_id)
-        return org
+    # The organization and its brand summary in one statement: this runs on every GET and
+    # inside every write, so it skips sqlite-utils' query wrapper for a plain cursor.
+    _ORG_SQL = """
+        SELECT o.*,
+          (SELECT COUNT(*) FROM brands b WHERE b.organization_id = o.id) AS brand_count,
+          (SELECT COALESCE(SUM(campaign_count), 0) FROM brands b
+             WHERE b.organization_id = o.id) AS campaign_count,
+          COALESCE(
+            (SELECT status FROM brands b WHERE b.organization_id = o.id
+               ORDER BY CASE status WHEN 'ACTIVE' THEN 0 WHEN 'PENDING' THEN 1 ELSE 2 END
+               LIMIT 1),
+            'NONE') AS brand
+        FROM organizations o WHERE o.id = ?
+    """
 
-    @staticmethod
-    def _registration(db: Database, org_id: str) -> dict[str, Any]:
-        counts = {
-            r["status"]: r
-            for r in db.query(
-                "SELECT status, COUNT(*) AS n, SUM(campaign_count) AS campaigns"
-                " FROM brands WHERE organization_id = ? GROUP BY status",
-                [org_id],
-            )
+    def _org(self, db: Database, org_id: str) -> dict[str, Any]:
+        cursor = db.conn.execute(self._ORG_SQL, [org_id])
+        row = cursor.fetchone()
+        if row is None:
+            raise NotFoundError(org_id)
+        record = dict(zip((c[0] for c in cursor.description), row, strict=True))
+        registration = {
+            "brand": record.pop("brand"),
+            "brand_count": record.pop("brand_count"),
+            "campaign_count": record.pop("campaign_count"),
         }
-        brand = next((s for s in ("ACTIVE", "PENDING", "REJECTED") if s in counts), "NONE")
-        return {
-            "brand": brand,
-            "brand_count": sum(r["n"] for r in counts.values()),
-            "campaign_count": sum(r["campaigns"] or 0 for r in counts.values()),
-        }
+        org = org_from_row(record)
+        org["registration_status"] = registration
+        return org
 
     def find_org_by_name(self, name: str) -> dict[str, Any] | None:
         """The oldest organization with this exact name, if any."""
@@ -370,8 +375,11 @@ class Store:
 
     def key_by_hash(self, key_hash: str) -> dict[str, Any] | None:
         """The key whose SHA-256 hash this is (an indexed lookup, no secret comparison)."""
-        rows = list(self.db.query("SELECT * FROM api_keys WHERE key_hash = ?", [key_hash]))
-        return self._key_from_row(rows[0]) if rows else None
+        cursor = self.db.conn.execute("SELECT * FROM api_keys WHERE key_hash = ?", [key_hash])
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        return self._key_from_row(dict(zip((c[0] for c in cursor.description), row, strict=True)))
 
     def touch_key(self, key_id: str, when: str) -> None:
         """Record that a key was used; with group commit, queued without waiting for it."""

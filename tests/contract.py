@@ -47,6 +47,8 @@ def config_file(kind: str, org_id: str | None) -> Path:
     statuses = ", ".join(f'"{s}"' for s in STATUS_NOTES[kind])
     lines = [
         f"[checks.positive_data_acceptance]\nexpected-statuses = [{statuses}]\n",
+        # A wrong token would otherwise pass: every request is a documented 401.
+        '[warnings]\nfail-on = ["missing_auth"]\n',
     ]
     if org_id:
         lines.append(f'[parameters]\n"path.organizationId" = "{org_id}"\n')

@@ -1,0 +1,376 @@
+"""Docs never lie: every documented example is replayed against a live server.
+
+Each request body example is sent as documented and must get the operation's documented 2xx.
+Each response example gets a recipe below (the credential, the request and the organization
+state that produce it) and must come back with its documented status and a body valid for its
+documented schema; recipes marked ``exact`` must also reproduce the example body itself (all but
+``request_id``). The only examples without a recipe are listed in UNREACHABLE with the reason.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from spec_tools import SPECS, Example, body_examples, errors, load
+
+from live import Server, cli, start_server
+
+ENV = {"ORGSETTINGS_JWT_SECRET": "docs-replay-secret-" + "z" * 32}
+BASES = {"v1": "/v1", "dashboard": "/api"}
+NO_BODY = object()
+BIG = b'{"name": "' + b"x" * (65 * 1024) + b'"}'
+ORG_PATHS = ("/organization", "/audit_events")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to produce one documented response."""
+
+    auth: str | None = "key"  # a credential name from the state; None sends no Authorization
+    org: str = "main"  # which organization of the state the request acts on
+    body: Any = NO_BODY
+    raw: bytes | None = None
+    content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
+    query: str = ""
+    method: str | None = None  # overrides the operation's method (for 405)
+    path_org: str | None = None  # overrides the organizationId in the path
+    setup: Any = NO_BODY  # a body sent first, same operation, same credential
+    stall: bool = False  # declare a body, send one byte of it, then stop (408 after 10 s)
+    exact: bool = False
+
+
+CP = "/organizations/{organizationId}/contact-protection-settings"
+MC = "/organizations/{organizationId}/missed-call-message"
+MC_EXAMPLE = {
+    "missedCallMessage": "Hi {{contactName}}, sorry we missed your call. "
+    "We'll get back to you shortly.",
+    "missedCallAutoMessageEnabled": True,
+}
+
+#: (spec, method, path, status, example name) -> recipe; "*" matches any path or method.
+RECIPES: dict[tuple[str, str, str, str, str], Recipe] = {
+    # developer API
+    # a never-changed organization: every default, nulls included
+    ("v1", "get", "/organization", "200", "organization"): Recipe(org="blank"),
+    ("v1", "patch", "/organization", "200", "organization"): Recipe(body={"name": "Acme Health"}),
+    ("v1", "get", "/audit_events", "200", "example"): Recipe(query="?limit=1"),
+    ("v1", "*", "*", "401", "example"): Recipe(auth=None, exact=True),
+    ("v1", "get", "/organization", "403", "example"): Recipe(auth="audit_key"),
+    ("v1", "patch", "/organization", "403", "example"): Recipe(auth="read_key", exact=True),
+    ("v1", "get", "/audit_events", "403", "example"): Recipe(auth="read_key"),
+    ("v1", "*", "*", "413", "example"): Recipe(raw=BIG, exact=True),
+    ("v1", "*", "*", "408", "example"): Recipe(stall=True, exact=True),
+    ("v1", "get", "/organization", "422", "example"): Recipe(query="?limit=0"),
+    ("v1", "get", "/audit_events", "422", "example"): Recipe(query="?limit=0", exact=True),
+    ("v1", "patch", "/organization", "400", "example"): Recipe(raw=b'{"name": "x" "y"}'),
+    ("v1", "patch", "/organization", "412", "example"): Recipe(
+        body={"name": "Acme"}, headers=(("If-Match", '"999"'),)
+    ),
+    ("v1", "patch", "/organization", "415", "example"): Recipe(
+        raw=b"name=x", content_type="text/plain", exact=True
+    ),
+    ("v1", "patch", "/organization", "422", "validationFailed"): Recipe(
+        body={"message_retention_days": 10, "plan": "pro", "quiet_hours": {"start": "25:00"}},
+        exact=True,
+    ),
+    ("v1", "patch", "/organization", "422", "attestationRequired"): Recipe(
+        org="personal", body={"auto_replies": {"enabled": False}}, exact=True
+    ),
+    ("v1", "patch", "/organization", "422", "resellerNotEligible"): Recipe(
+        org="personal", body={"is_reseller": True}, exact=True
+    ),
+    ("v1", "patch", "/organization", "422", "resellerHasBrands"): Recipe(
+        org="reseller", body={"is_reseller": False}, exact=True
+    ),
+    # dashboard API
+    ("dashboard", "get", CP, "200", "example"): Recipe(
+        auth="admin", setup={"contactProtectionPeriod": 48}, exact=True
+    ),
+    ("dashboard", "put", CP, "200", "example"): Recipe(
+        auth="admin", body={"contactProtectionPeriod": 48}, exact=True
+    ),
+    ("dashboard", "get", MC, "200", "example"): Recipe(auth="admin", setup=MC_EXAMPLE, exact=True),
+    ("dashboard", "put", MC, "200", "example"): Recipe(auth="admin", body=MC_EXAMPLE, exact=True),
+    ("dashboard", "get", "*", "400", "example"): Recipe(
+        auth="superadmin", path_org="x" * 101, exact=True
+    ),
+    ("dashboard", "*", "*", "401", "example"): Recipe(auth=None),
+    ("dashboard", "*", "*", "403", "example"): Recipe(auth="other_admin"),
+    ("dashboard", "put", "*", "403", "example"): Recipe(auth="user", exact=True),
+    ("dashboard", "*", "*", "404", "example"): Recipe(
+        auth="superadmin", path_org=str(uuid.UUID(int=7)), exact=True
+    ),
+    ("dashboard", "*", "*", "405", "example"): Recipe(auth="admin", method="DELETE", exact=True),
+    ("dashboard", "*", "*", "413", "example"): Recipe(auth="admin", raw=BIG, exact=True),
+    ("dashboard", "*", "*", "408", "example"): Recipe(auth="admin", stall=True, exact=True),
+    ("dashboard", "*", "*", "415", "example"): Recipe(
+        auth="admin", raw=b"x", content_type="text/plain", exact=True
+    ),
+    ("dashboard", "put", CP, "400", "outOfRange"): Recipe(
+        auth="admin", body={"contactProtectionPeriod": 721}, exact=True
+    ),
+    ("dashboard", "put", CP, "400", "invalidJson"): Recipe(
+        auth="admin", raw=b"not json", exact=True
+    ),
+    ("dashboard", "put", MC, "400", "unknownPlaceholder"): Recipe(
+        auth="admin", body={"missedCallMessage": "Hi {{customerName}}"}, exact=True
+    ),
+    ("dashboard", "put", MC, "400", "noFields"): Recipe(auth="admin", body={}, exact=True),
+    ("dashboard", "put", MC, "400", "enableWithoutMessage"): Recipe(
+        auth="superadmin", org="blank", body={"missedCallAutoMessageEnabled": True}, exact=True
+    ),
+    ("dashboard", "put", MC, "400", "tooLong"): Recipe(
+        auth="admin", body={"missedCallMessage": "x" * 501}, exact=True
+    ),
+}
+
+#: Documented responses no request from outside can produce, and why.
+UNREACHABLE = {
+    ("v1", "*", "*", "404"): "the key's organization was deleted; nothing deletes organizations",
+    ("v1", "*", "*", "500"): "an unexpected server fault",
+    ("dashboard", "*", "*", "500"): "an unexpected server fault",
+}
+
+
+def lookup(table: dict, spec: str, method: str, path: str, *rest: str) -> Any:
+    """The most specific entry for an example: exact method and path first, then wildcards."""
+    for m, p in ((method, path), (method, "*"), ("*", "*")):
+        if (spec, m, p, *rest) in table:
+            return table[(spec, m, p, *rest)]
+    return None
+
+
+RESPONSE_EXAMPLES = [ex for name in SPECS for ex in body_examples(name) if ex.status]
+REQUEST_EXAMPLES = [ex for name in SPECS for ex in body_examples(name) if ex.status is None]
+
+
+def _parallel(calls: list[tuple[Any, ...]], db: Path) -> list[dict[str, Any]]:
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(lambda args: cli(db, *args, env=ENV), calls))
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A live server over a fresh database with the organizations and credentials recipes use.
+
+    main: a commercial org (every request that does not say otherwise); personal: a personal
+    tenant; reseller: a reseller with one brand; blank: never changed (every default);
+    other: the organization of ``other_admin``.
+    """
+    db = tmp_path_factory.mktemp("replay") / "replay.db"
+    cli(db, "init", env=ENV)
+    names = ["main", "personal", "reseller", "blank", "other"]
+    created = _parallel(
+        [("org", "create", "--name", "Acme Health")]
+        + [
+            ("org", "create", "--name", n.title(), "--tenant-type", "personal")
+            if n == "personal"
+            else ("org", "create", "--name", n.title())
+            for n in names[1:]
+        ],
+        db,
+    )
+    orgs = {name: org["id"] for name, org in zip(names, created, strict=True)}
+    everything = ("--scope", "org:read", "--scope", "org:admin:write", "--scope", "audit:read")
+    token = ("token", "create", "--role")
+    jobs = {
+        "key": ("key", "create", "--org", orgs["main"], *everything),
+        "read_key": ("key", "create", "--org", orgs["main"], "--scope", "org:read"),
+        "audit_key": ("key", "create", "--org", orgs["main"], "--scope", "audit:read"),
+        "personal_key": ("key", "create", "--org", orgs["personal"], *everything),
+        "reseller_key": ("key", "create", "--org", orgs["reseller"], *everything),
+        "blank_key": ("key", "create", "--org", orgs["blank"], "--scope", "org:read"),
+        "admin": (*token, "ADMIN", "--org", orgs["main"], "--sub", "replay-admin"),
+        "user": (*token, "USER", "--org", orgs["main"], "--sub", "replay-user"),
+        "superadmin": (*token, "SUPERADMIN", "--sub", "replay-super"),
+        "other_admin": (*token, "ADMIN", "--org", orgs["other"], "--sub", "replay-other"),
+    }
+    made = dict(zip(jobs, _parallel(list(jobs.values()), db), strict=True))
+    creds = {k: v.get("key") or v.get("token") for k, v in made.items()}
+    server = start_server(db, env=ENV)
+    try:
+        status, _ = send(
+            server, "PATCH", "/v1/organization", creds["reseller_key"], {"is_reseller": True}
+        )
+        assert status == 200
+        cli(db, "brand", "create", "--org", orgs["reseller"], env=ENV)
+        yield {"server": server, "orgs": orgs, "creds": creds}
+    finally:
+        server.stop()
+
+
+def send(
+    server: Server,
+    method: str,
+    url: str,
+    token: str | None,
+    body: Any = NO_BODY,
+    *,
+    raw: bytes | None = None,
+    content_type: str = "application/json",
+    headers: tuple[tuple[str, str], ...] = (),
+) -> tuple[int, Any]:
+    """One HTTP request to the live server; returns the status and the decoded JSON body."""
+    data = raw if raw is not None else None if body is NO_BODY else json.dumps(body).encode()
+    request = urllib.request.Request(server.base_url + url, data=data, method=method)
+    for name, value in headers:
+        request.add_header(name, value)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    if data is not None:
+        request.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+def url_for(state: dict[str, Any], example: Example, recipe: Recipe) -> str:
+    """The request URL: the surface's base, the path with the organization, the query."""
+    org_id = recipe.path_org or state["orgs"][recipe.org]
+    path = example.path.replace("{organizationId}", org_id)
+    return BASES[example.spec] + path + recipe.query
+
+
+def credential(state: dict[str, Any], spec: str, recipe: Recipe) -> str | None:
+    """The bearer credential a recipe names; v1 keys follow the recipe's organization."""
+    if recipe.auth is None:
+        return None
+    if spec == "v1" and recipe.auth == "key" and recipe.org != "main":
+        return state["creds"][f"{recipe.org}_key"]
+    return state["creds"][recipe.auth]
+
+
+def without_request_id(body: Any) -> Any:
+    """A v1 error body without its per-request ``request_id``."""
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return {**body, "error": {k: v for k, v in body["error"].items() if k != "request_id"}}
+    return body
+
+
+def test_every_response_example_has_a_recipe() -> None:
+    """A new response example cannot be added without saying how to reproduce it."""
+    missing = [
+        ex.id
+        for ex in RESPONSE_EXAMPLES
+        if lookup(RECIPES, ex.spec, ex.method, ex.path, ex.status, ex.name) is None
+        and lookup(UNREACHABLE, ex.spec, ex.method, ex.path, ex.status) is None
+    ]
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("example", REQUEST_EXAMPLES, ids=lambda ex: ex.id)
+def test_request_example_is_accepted(state: dict[str, Any], example: Example) -> None:
+    """A documented request body gets the documented 2xx, a valid body, and takes effect."""
+    op = load(example.spec)["paths"][example.path][example.method]
+    (success,) = [s for s in op["responses"] if s.startswith("2")]
+    token = state["creds"]["key" if example.spec == "v1" else "admin"]
+    url = url_for(state, example, Recipe())
+    status, body = send(
+        state["server"],
+        example.method.upper(),
+        url,
+        token,
+        example.value,
+        content_type=example.media_type,
+    )
+    assert status == int(success), body
+    schema_ref = f"#/paths/{example.path.replace('/', '~1')}/{example.method}/responses/{success}"
+    content = op["responses"][success]["content"]
+    media = next(iter(content))
+    assert not errors(
+        example.spec, f"{schema_ref}/content/{media.replace('/', '~1')}/schema", body, request=False
+    )
+    stored = body["data"] if example.spec == "v1" else body.get("data", body)
+    for field, value in example.value.items():
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k != "attestation"}
+            assert value.items() <= stored[field].items(), (field, stored[field])
+        else:
+            assert stored[field] == value, (field, stored[field])
+
+
+#: A valid body per write operation (its first documented request example), for recipes that
+#: need the request to get past body validation (the dashboard checks 400 before 403 and 404).
+REQUEST_BODIES = {}
+for _ex in reversed(REQUEST_EXAMPLES):
+    REQUEST_BODIES[_ex.spec, _ex.method, _ex.path] = _ex.value
+
+
+def recipe_for(example: Example) -> Recipe | None:
+    """The recipe that reproduces a response example, if there is one."""
+    return lookup(RECIPES, example.spec, example.method, example.path, example.status, example.name)
+
+
+REPLAYABLE = [ex for ex in RESPONSE_EXAMPLES if recipe_for(ex) and not recipe_for(ex).stall]
+STALLED = [ex for ex in RESPONSE_EXAMPLES if recipe_for(ex) and recipe_for(ex).stall]
+
+
+@pytest.mark.parametrize("example", REPLAYABLE, ids=lambda ex: ex.id)
+def test_response_example_is_reproduced(state: dict[str, Any], example: Example) -> None:
+    """The recipe gets the documented status and a body valid for the documented schema."""
+    recipe = recipe_for(example)
+    token = credential(state, example.spec, recipe)
+    url = url_for(state, example, recipe)
+    if recipe.setup is not NO_BODY:
+        assert send(state["server"], "PUT", url, token, recipe.setup)[0] == 200
+    body = recipe.body
+    if body is NO_BODY and recipe.raw is None and example.method in ("put", "patch"):
+        body = REQUEST_BODIES[example.spec, example.method, example.path]
+    status, body = send(
+        state["server"],
+        recipe.method or example.method.upper(),
+        url,
+        token,
+        body,
+        raw=recipe.raw,
+        content_type=recipe.content_type,
+        headers=recipe.headers,
+    )
+    assert status == int(example.status), body
+    problems = errors(example.spec, example.schema_ref, body, request=False)
+    assert not problems, (problems, body)
+    if recipe.exact:
+        assert without_request_id(body) == without_request_id(example.value)
+    elif example.status.startswith("4") and example.spec == "v1":
+        assert body["error"]["code"] == example.value["error"]["code"]
+
+
+def stalled_upload(state: dict[str, Any], example: Example) -> tuple[int, Any]:
+    """Declare a 100-byte body, send one byte, wait for the server's answer."""
+    recipe = recipe_for(example)
+    connection = http.client.HTTPConnection(state["server"].base_url.removeprefix("http://"))
+    connection.timeout = 30
+    connection.putrequest(example.method.upper(), url_for(state, example, recipe))
+    connection.putheader("Authorization", f"Bearer {credential(state, example.spec, recipe)}")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Content-Length", "100")
+    connection.endheaders(b"{")
+    response = connection.getresponse()
+    try:
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_stalled_upload_examples_are_reproduced(state: dict[str, Any]) -> None:
+    """Every documented 408 comes back for a stalled upload (all at once: each waits 10 s)."""
+    assert STALLED, "no 408 examples found"
+    with ThreadPoolExecutor(len(STALLED)) as pool:
+        answers = list(pool.map(lambda ex: stalled_upload(state, ex), STALLED))
+    for example, (status, body) in zip(STALLED, answers, strict=True):
+        assert status == int(example.status), (example.id, body)
+        assert not errors(example.spec, example.schema_ref, body, request=False), example.id
+        assert without_request_id(body) == without_request_id(example.value), example.id
