@@ -78,5 +78,5 @@ def _touch(services: Any, key: dict[str, Any]) -> None:
     if last is not None and now - last < TOUCH_INTERVAL_SECONDS:
         return
     services.key_touched[key["id"]] = now
-    # Queued on the group-commit writer without waiting: never on the request's critical path.
+    # Deferred to a coming group commit without waiting: never on the request's critical path.
     services.store.touch_key(key["id"], utcnow())

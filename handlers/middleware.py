@@ -109,7 +109,9 @@ class RequestContext:
             if complete:
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), timeout)
+                # asyncio.timeout, not wait_for: no extra Task per read on the request path.
+                async with asyncio.timeout(timeout):
+                    message = await receive()
             except TimeoutError:
                 raise RequestTimeout(headers={"Connection": "close"}) from None
             if message["type"] == "http.request":

@@ -5,10 +5,10 @@ Later features (the quiet-hours send gate, keyword handling, the retention sweep
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from handlers.errors import RuleViolation, ValidationFailed
+from storage.records import copy_org
 
 #: Fields whose value is an object merged key by key; the block itself cannot be null.
 BLOCKS = ("quiet_hours", "auto_replies")
@@ -24,7 +24,7 @@ def merge_patch(org: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 
     ``auto_replies.attestation`` is not a setting and is left out of the result.
     """
-    merged = copy.deepcopy(org)
+    merged = copy_org(org)
     for field, value in patch.items():
         if field in BLOCKS:
             block = {k: v for k, v in value.items() if k != "attestation"}

@@ -3,28 +3,28 @@
 a2wsgi runs each request on a worker thread and hops back to the event loop for every message
 the response sends (start, each body chunk, end), each hop a round trip through
 ``run_coroutine_threadsafe``. Profiling showed most of a GET's wall time in those hops and the
-thread wake-ups around them. This bridge reads the (already size-limited, already validated)
-body once, runs the WSGI call to completion and sends the buffered response from the loop:
+thread wake-ups around them, and worker threads competing with the loop for the GIL. This
+bridge reads the (already size-limited, already validated) body once and runs the WSGI call to
+completion inline on the event loop, then sends the buffered response:
 
-- reads (GET/HEAD) run inline on the event loop: they are a few indexed SQLite reads in WAL
-  mode, which never wait for a writer, so no thread is needed at all;
-- writes run on a thread pool, one hop there and back, because they wait for their group
-  commit (storage.writer); the pool is wide enough that a full batch can queue.
+- reads are a few indexed SQLite reads in WAL mode, which never wait for a writer;
+- writes first wait (asynchronously) for a write transaction of the group commit
+  (storage.writer), run their read-check-write inline in it, and are answered only after the
+  COMMIT of their batch, which runs on the commit thread, has returned.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import io
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from starlette.types import Message, Receive, Scope, Send
 
-INLINE_METHODS = frozenset({"GET", "HEAD"})
-WRITE_THREADS = 64
+from storage.writer import GroupCommit
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def build_environ(scope: Scope, body: bytes) -> dict[str, Any]:
@@ -63,11 +63,11 @@ def build_environ(scope: Scope, body: bytes) -> dict[str, Any]:
 
 
 class BufferedWSGIBridge:
-    """An ASGI app that serves a WSGI app with at most one thread hop per request."""
+    """An ASGI app that serves a WSGI app inline on the event loop, writes via group commit."""
 
-    def __init__(self, app: Any, threads: int = WRITE_THREADS) -> None:
+    def __init__(self, app: Any, group: GroupCommit | None) -> None:
         self.app = app
-        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="wsgi")
+        self.group = group
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -84,14 +84,20 @@ class BufferedWSGIBridge:
             if not message.get("more_body", False):
                 break
         environ = build_environ(scope, b"".join(chunks))
-        context = contextvars.copy_context()
-        if scope["method"] in INLINE_METHODS:
-            status, headers, body = context.run(self._call, environ)
+        group = self.group
+        if group is None or scope["method"] in READ_METHODS:
+            status, headers, body = contextvars.copy_context().run(self._call, environ)
         else:
-            loop = asyncio.get_running_loop()
-            status, headers, body = await loop.run_in_executor(
-                self.executor, context.run, self._call, environ
-            )
+            await group.ready()
+            before = group.jobs
+            try:
+                # No await between ready() and the call: the transaction is still open here.
+                status, headers, body = contextvars.copy_context().run(self._call, environ)
+            finally:
+                group.schedule_commit()
+            if group.jobs != before and group.batch is not None:
+                # Durable before answered: a failed COMMIT raises here and becomes a 500.
+                await group.batch
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

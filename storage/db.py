@@ -50,13 +50,33 @@ class WriteLock:
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
         """Hold the lock for the duration of the block."""
-        with self._thread_lock:
-            fd = self._file()
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
+    def acquire(self, blocking: bool = True) -> bool:
+        """Take the lock; without ``blocking``, return False at once if someone holds it."""
+        if not self._thread_lock.acquire(blocking):
+            return False
+        try:
+            flags = fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB
+            fcntl.flock(self._file(), flags)
+        except BlockingIOError:
+            self._thread_lock.release()
+            return False
+        except BaseException:
+            self._thread_lock.release()
+            raise
+        return True
+
+    def release(self) -> None:
+        """Give the lock back (from any thread)."""
+        try:
+            fcntl.flock(self._file(), fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
 
     def close(self) -> None:
         """Release the lock file descriptor."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import threading
 from collections.abc import Callable
@@ -17,20 +16,43 @@ from uuid6 import uuid7
 from storage import db as dbmod
 from storage.records import (
     AUTO_REPLIES_DEFAULT,
+    MUTABLE_FIELDS,
     QUIET_HOURS_DEFAULT,
+    copy_org,
     diff,
     event_from_row,
     org_from_row,
     org_to_row,
     utcnow,
 )
-from storage.writer import GroupCommitWriter
+from storage.writer import GroupCommit
 
 T = TypeVar("T")
 Actor = dict[str, Any]
 #: Gets a copy of the current record; returns the wanted record and the attestation statement
 #: to store on the audit event (or None). Raising rejects the change.
 Mutator = Callable[[dict[str, Any]], tuple[dict[str, Any], str | None]]
+
+
+_EVENT_COLUMNS = (
+    "id",
+    "type",
+    "organization_id",
+    "actor",
+    "surface",
+    "request_id",
+    "changes",
+    "attestation",
+    "created_at",
+)
+_INSERT_EVENT = (
+    f"INSERT INTO audit_events ({', '.join(_EVENT_COLUMNS)})"
+    f" VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)})"
+)
+_ORG_UPDATE_COLUMNS = (*MUTABLE_FIELDS, "updated_at", "version")
+_UPDATE_ORG = (
+    f"UPDATE organizations SET {', '.join(f'{c} = ?' for c in _ORG_UPDATE_COLUMNS)} WHERE id = ?"
+)
 
 
 class NotFoundError(LookupError):
@@ -56,8 +78,8 @@ class Store:
         self._connections_lock = threading.Lock()
         self.lock = dbmod.WriteLock(self.path)
         #: The server batches concurrent writes into shared commits; the CLI writes directly.
-        self.writer = (
-            GroupCommitWriter(lambda: dbmod.connect(self.path), self.lock) if group_commit else None
+        self.group = (
+            GroupCommit(lambda: dbmod.connect(self.path), self.lock) if group_commit else None
         )
 
     # -- connections and transactions -------------------------------------------------------
@@ -77,10 +99,17 @@ class Store:
         """Run ``fn(db)`` as one write transaction: read, check, write, commit, all or nothing.
 
         Returns after the commit with fn's result; an exception from fn rolls back its writes.
-        ``wait=False`` (group commit only) queues the write without waiting for it.
+        On the server's event loop the write joins the open group-commit transaction (the HTTP
+        layer awaits its COMMIT before answering); ``wait=False`` there queues it for a coming
+        transaction instead. Anywhere else it is a transaction of its own under the write lock.
         """
-        if self.writer is not None:
-            return self.writer.submit(fn, wait=wait)
+        group = self.group
+        if group is not None and group.on_loop_thread():
+            # On the server's event loop: inline in the shared transaction (storage.writer).
+            if wait:
+                return group.run_job(fn)
+            group.defer(fn)
+            return None
         db = self.db
         with self.lock.held(), db.atomic():
             return fn(db)
@@ -98,8 +127,8 @@ class Store:
 
     def close(self) -> None:
         """Finish queued writes, checkpoint the WAL and close every connection."""
-        if self.writer is not None:
-            self.writer.close()
+        if self.group is not None:
+            self.group.close()
         with self._connections_lock:
             conns, self._connections = self._connections, []
         for index, conn in enumerate(conns):
@@ -135,7 +164,9 @@ class Store:
             "attestation": attestation,
             "created_at": utcnow(),
         }
-        db["audit_events"].insert(row)
+        # A prepared statement, not table.insert(): this runs in every write transaction and
+        # sqlite-utils' insert introspects the table (PRAGMA table_info) on each call.
+        db.execute(_INSERT_EVENT, [row[c] for c in _EVENT_COLUMNS])
         return event_from_row(row)
 
     def list_events(
@@ -275,14 +306,14 @@ class Store:
             current = self._org(db, org_id)
             if if_version is not None and not if_version(current["version"]):
                 raise VersionMismatchError(current)
-            wanted, attestation = mutate(copy.deepcopy(current))
+            wanted, attestation = mutate(copy_org(current))
             changes = diff(current, wanted)
             if not changes:
                 return current, None
             row = org_to_row(wanted)
             row["updated_at"] = utcnow()
             row["version"] = current["version"] + 1
-            db["organizations"].update(org_id, row)
+            db.execute(_UPDATE_ORG, [*(row[c] for c in _ORG_UPDATE_COLUMNS), org_id])
             event = self._record(
                 db,
                 type_="organization.updated",
@@ -293,7 +324,8 @@ class Store:
                 changes=changes,
                 attestation=attestation,
             )
-            return self._org(db, org_id), event
+            committed = {**wanted, "updated_at": row["updated_at"], "version": row["version"]}
+            return committed, event
 
         return self.transact(txn)
 

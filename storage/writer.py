@@ -1,20 +1,28 @@
-"""Group commit: one thread applies queued write transactions, many per SQLite commit.
+"""Group commit on the event loop: write transactions run inline, COMMIT runs on a helper thread.
 
 With ``synchronous=FULL`` every commit waits for an fsync (about 1.5 ms on the machines we
-measured), so serialized writers top out near 650 commits/s and 16 queued writers see p99
-latencies above 20 ms. Here each request's read-check-write runs inside its own SAVEPOINT of a
-shared transaction, so a rejected request rolls back alone, and one COMMIT (one fsync) makes the
-whole batch durable. A caller is answered only after that COMMIT returns, so an answered write
-has reached the disk; if the COMMIT fails, every job in the batch gets the error and none was
-answered as done.
+measured), so one-commit-per-request writers top out near 650 commits/s, and 16 queued writers
+see p99 latencies above 20 ms. A dedicated writer thread that batches commits fixes the fsync
+count but not the latency: every SQLite call releases the GIL, and getting it back from a busy
+event loop can take a whole switch interval (5 ms), several times per request.
+
+So the request's read-check-write runs inline on the event loop thread, inside its own
+SAVEPOINT of a transaction shared by every request that arrives before the next COMMIT; a
+rejected request rolls back to its savepoint alone. At the end of the loop iteration the COMMIT
+(the fsync, which needs no GIL) runs on a helper thread while new write requests wait, without
+blocking the loop, for the next transaction. A request is answered only after the COMMIT of its
+batch has returned, so an answered write is on disk; if the COMMIT fails, every request in the
+batch fails with it and none was answered as done. The cross-process WriteLock is held from
+BEGIN to COMMIT, so worker processes (and the CLI) take turns.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import queue
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from sqlite_utils import Database
@@ -22,108 +30,159 @@ from sqlite_utils import Database
 from storage.db import WriteLock
 
 T = TypeVar("T")
-MAX_BATCH = 64
 
 
-class _Job:
-    __slots__ = ("done", "error", "fn", "result")
-
-    def __init__(self, fn: Callable[[Database], Any]) -> None:
-        self.fn = fn
-        self.done = threading.Event()
-        self.result: Any = None
-        self.error: BaseException | None = None
-
-
-class GroupCommitWriter:
-    """Runs write jobs on a dedicated thread and connection, committing them in batches."""
+class GroupCommit:
+    """Shared write transactions for one event loop; see the module docstring."""
 
     def __init__(self, connect: Callable[[], Database], lock: WriteLock) -> None:
         self._connect = connect
         self._lock = lock
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
+        self._db: Database | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
+        self._batch: asyncio.Future[None] | None = None
+        self._committing = False
+        self._commit_scheduled = False
+        self._idle: asyncio.Event | None = None
+        self._opening: asyncio.Lock | None = None
+        #: Successful jobs so far; a request compares it before and after to know it wrote.
+        self.jobs = 0
 
-    def submit(self, fn: Callable[[Database], T], wait: bool = True) -> T | None:
-        """Run ``fn(db)`` in a transaction; with ``wait``, block until it is committed and
-        return its result (or raise its exception, or the commit's)."""
-        self._ensure_started()
-        job = _Job(fn)
-        self._queue.put(job)
-        if not wait:
-            return None
-        job.done.wait()
-        if job.error is not None:
-            raise job.error
-        return job.result
+    # -- used by the HTTP layer ---------------------------------------------------------------
+
+    def on_loop_thread(self) -> bool:
+        """True when called on the event loop thread this committer serves."""
+        return self._loop_thread == threading.get_ident()
+
+    async def ready(self) -> None:
+        """Wait (without blocking the loop) until a transaction is open for inline jobs."""
+        if self._loop is None:
+            self._bind()
+        assert self._idle is not None and self._opening is not None
+        while True:
+            while self._committing:
+                await self._idle.wait()
+            if self._batch is not None:
+                return
+            async with self._opening:
+                if self._batch is None and not self._committing:
+                    await self._begin()
+
+    @property
+    def batch(self) -> asyncio.Future[None] | None:
+        """The future of the open transaction's COMMIT."""
+        return self._batch
+
+    def run_job(self, fn: Callable[[Database], T]) -> T:
+        """Run ``fn(db)`` now, in its own savepoint of the open transaction."""
+        if self._batch is None or self._committing or not self.on_loop_thread():
+            raise RuntimeError("no write transaction is open on this thread; await ready() first")
+        assert self._db is not None
+        conn = self._db.conn
+        conn.execute("SAVEPOINT job")
+        try:
+            result = fn(self._db)
+        except BaseException:
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+            self.schedule_commit()
+            raise
+        conn.execute("RELEASE job")
+        self.jobs += 1
+        self.schedule_commit()
+        return result
+
+    def defer(self, fn: Callable[[Database], Any]) -> None:
+        """Run ``fn`` in a coming transaction, without anyone waiting for it."""
+        assert self._loop is not None
+
+        async def job() -> None:
+            await self.ready()
+            self.run_job(fn)
+
+        task = self._loop.create_task(job())
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    def schedule_commit(self) -> None:
+        """COMMIT at the end of this loop iteration, so requests ready now share it."""
+        if not self._commit_scheduled and self._loop is not None:
+            self._commit_scheduled = True
+            self._loop.call_soon(self._start_commit)
 
     def close(self) -> None:
-        """Finish queued jobs, then stop the thread."""
-        thread = self._thread
-        if thread is not None and thread.is_alive():
-            self._queue.put(None)
-            thread.join(timeout=30)
-        self._thread = None
-
-    def _ensure_started(self) -> None:
-        if self._thread is None:
-            with self._start_lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(
-                        target=self._run, name="orgsettings-writer", daemon=True
-                    )
-                    self._thread.start()
-
-    def _run(self) -> None:
-        db = self._connect()
-        try:
-            while True:
-                first = self._queue.get()
-                if first is None:
-                    return
-                batch = [first]
-                stop = False
-                while len(batch) < MAX_BATCH:
-                    try:
-                        job = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if job is None:
-                        stop = True
-                        break
-                    batch.append(job)
-                self._commit(db, batch)
-                if stop:
-                    return
-        finally:
+        """Stop the commit thread and close the connection (after the loop has finished)."""
+        self._committer.shutdown(wait=True)
+        if self._db is not None:
             with contextlib.suppress(Exception):
-                db.close()
+                if self._db.conn.in_transaction:
+                    self._db.conn.execute("ROLLBACK")
+                    self._lock.release()
+            self._db.close()
+            self._db = None
 
-    def _commit(self, db: Database, batch: list[_Job]) -> None:
-        conn = db.conn
+    # -- internals ------------------------------------------------------------------------------
+
+    def _bind(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._opening = asyncio.Lock()
+        self._db = self._connect()
+
+    async def _begin(self) -> None:
+        assert self._loop is not None and self._db is not None
+        if not self._lock.acquire(blocking=False):
+            # Another process (or the CLI) is writing: wait for it on a thread, not the loop.
+            taking = self._loop.run_in_executor(None, self._lock.acquire)
+            try:
+                await asyncio.shield(taking)
+            except asyncio.CancelledError:
+                # Nobody will use the lock once it is granted: hand it straight back.
+                taking.add_done_callback(lambda f: f.cancelled() or self._lock.release())
+                raise
         try:
-            with self._lock.held():
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for job in batch:
-                        conn.execute("SAVEPOINT job")
-                        try:
-                            job.result = job.fn(db)
-                        except BaseException as exc:
-                            conn.execute("ROLLBACK TO job")
-                            job.error = exc
-                        conn.execute("RELEASE job")
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-        except BaseException as exc:
-            for job in batch:
-                if job.error is None:
-                    job.error = exc
-                    job.result = None
+            self._db.conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._lock.release()
+            raise
+        batch = self._loop.create_future()
+        # Mark a failure as seen even when no request awaits it (deferred jobs only).
+        batch.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._batch = batch
+
+    def _start_commit(self) -> None:
+        self._commit_scheduled = False
+        batch = self._batch
+        if batch is None or self._committing:
+            return
+        assert self._loop is not None and self._idle is not None
+        self._committing = True
+        self._idle.clear()
+        self._batch = None
+        done = self._loop.run_in_executor(self._committer, self._commit)
+        done.add_done_callback(lambda f: self._finish(f, batch))
+
+    def _commit(self) -> None:
+        assert self._db is not None
+        conn = self._db.conn
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
         finally:
-            for job in batch:
-                job.done.set()
+            self._lock.release()
+
+    def _finish(self, done: asyncio.Future[None], batch: asyncio.Future[None]) -> None:
+        assert self._idle is not None
+        self._committing = False
+        self._idle.set()
+        error = done.exception()
+        if error is not None:
+            batch.set_exception(error)
+        else:
+            batch.set_result(None)

@@ -214,7 +214,7 @@ def test_concurrent_changes_never_lose_an_update(store, org, stores):
     With two stores on one file the threads also contend through the file lock, as two
     server processes would.
     """
-    group_commit = store.writer is not None
+    group_commit = store.group is not None
     pool = [store] + [Store(store.path, group_commit=group_commit) for _ in range(stores - 1)]
     barrier = threading.Barrier(len(CHANGES))
     failures: list[BaseException] = []
