@@ -49,6 +49,7 @@ class GroupCommit:
         self._opening: asyncio.Lock | None = None
         #: Successful jobs so far; a request compares it before and after to know it wrote.
         self.jobs = 0
+        self._checkpointer: Checkpointer | None = None
 
     # -- used by the HTTP layer ---------------------------------------------------------------
 
@@ -114,6 +115,9 @@ class GroupCommit:
     def close(self) -> None:
         """Stop the commit thread and close the connection (after the loop has finished)."""
         self._committer.shutdown(wait=True)
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
         if self._db is not None:
             with contextlib.suppress(Exception):
                 if self._db.conn.in_transaction:
@@ -131,6 +135,9 @@ class GroupCommit:
         self._idle.set()
         self._opening = asyncio.Lock()
         self._db = self._connect()
+        # Checkpoints run beside the commits (see Checkpointer), not inside one of them.
+        self._db.execute(f"PRAGMA wal_autocheckpoint={SAFETY_CHECKPOINT_PAGES}")
+        self._checkpointer = Checkpointer(self._connect)
 
     async def _begin(self) -> None:
         assert self._loop is not None and self._db is not None
@@ -186,3 +193,47 @@ class GroupCommit:
             batch.set_exception(error)
         else:
             batch.set_result(None)
+            if self._checkpointer is not None:
+                self._checkpointer.dirty.set()
+
+
+#: The writer connection checkpoints by itself only past this many WAL pages (about 40 MB): a
+#: safety net in case the background checkpointer falls behind.
+SAFETY_CHECKPOINT_PAGES = 10000
+CHECKPOINT_INTERVAL_SECONDS = 0.2
+
+
+class Checkpointer:
+    """Copies committed WAL frames into the database on its own thread and connection.
+
+    SQLite's automatic checkpoint runs inside the COMMIT that crosses 1000 WAL pages: under a
+    steady write load that COMMIT took 40-50 ms instead of 2, stalling every request of its
+    batch and the ones queued behind it (the PATCH p99). A PASSIVE checkpoint from another
+    connection does the same copying and fsyncs without blocking writers.
+    """
+
+    def __init__(self, connect: Callable[[], Database]) -> None:
+        self._connect = connect
+        self.dirty = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        db = self._connect()
+        try:
+            while not self._stop.is_set():
+                self.dirty.wait()
+                if self._stop.wait(CHECKPOINT_INTERVAL_SECONDS):
+                    break
+                self.dirty.clear()
+                with contextlib.suppress(Exception):  # busy with another checkpointer: next time
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            db.close()
+
+    def close(self) -> None:
+        """Stop the thread after its current checkpoint."""
+        self._stop.set()
+        self.dirty.set()
+        self._thread.join(timeout=30)

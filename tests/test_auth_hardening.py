@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability import Client, record
 
 from conftest import bearer
 from handlers.jwt_auth import issue_token
 from live import cli, start_server
+from reliability import Client, record
 
 SECRET_ENV = {"ORGSETTINGS_JWT_SECRET": "auth-hardening-secret-" + "a" * 32}
 WRONG_KEY = "am_live_" + "W" * 40

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability import Client, record
 
 from live import Server, cli, start_server
+from reliability import Client, record
 
 SECRET_ENV = {"ORGSETTINGS_JWT_SECRET": "concurrency-test-secret-" + "c" * 32}
 REQUESTS_PER_CLIENT = 100

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import itertools
 import json
 import signal
@@ -10,9 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from reliability import Client, audit_history, integrity, record
-
 from live import cli, start_server
+from reliability import Client, audit_history, integrity, record
 
 SECRET_ENV = {"ORGSETTINGS_JWT_SECRET": "crash-test-secret-" + "k" * 32}
 CRASHES = 4
@@ -84,8 +84,8 @@ def test_sigkill_under_load_loses_no_acknowledged_write(tmp_path: Path) -> None:
                     status, _, _, _ = client.request(
                         method, path, body, {"X-Request-Id": request_id}
                     )
-                except OSError:
-                    return  # the server is gone
+                except (OSError, http.client.HTTPException):
+                    return  # the server is gone (maybe mid-response: BadStatusLine, IncompleteRead)
                 if status != 200:
                     bad.append((request_id, status))
                     continue

@@ -23,9 +23,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from spec_tools import SPECS, at, body_examples, load
 
 from live import BIN, cli, start_server
+from spec_tools import SPECS, at, body_examples, load
 
 ENV = {"ORGSETTINGS_JWT_SECRET": "client-test-secret-" + "c" * 32}
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d")

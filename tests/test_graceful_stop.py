@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
 import threading
@@ -9,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from reliability import Client, audit_history, integrity, record
 
 from live import cli, start_server
+from reliability import Client, audit_history, integrity, record
 
 SECRET_ENV = {"ORGSETTINGS_JWT_SECRET": "graceful-test-secret-" + "g" * 32}
 #: One field per client thread, so each client's last acknowledged value can be checked.
@@ -54,7 +55,7 @@ def test_sigterm_finishes_in_flight_requests(tmp_path: Path, workers: int) -> No
             body = body_for(index, n)
             try:
                 status, _, _, _ = client.request("PATCH", "/v1/organization", body)
-            except OSError as exc:
+            except (OSError, http.client.HTTPException) as exc:
                 unanswered.append((index, sent_at, repr(exc)))
                 return
             answered[index].append((sent_at, status, n))

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability import port_of, raw_exchange, record, split_response
 
 from conftest import JWT_SECRET, OPERATOR, bearer
 from handlers.api_keys import mint_key
 from handlers.config import Config
 from handlers.jwt_auth import issue_token
 from live import cli, start_server
+from reliability import port_of, raw_exchange, record, split_response
 
 SECRET_ENV = {"ORGSETTINGS_JWT_SECRET": "hostile-test-secret-" + "h" * 32}
 ULID_LENGTH = 26

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spec_tools import SPECS, Example, body_examples, errors, load
 
 from live import Server, cli, start_server
+from spec_tools import SPECS, Example, body_examples, errors, load
 
 ENV = {"ORGSETTINGS_JWT_SECRET": "docs-replay-secret-" + "z" * 32}
 BASES = {"v1": "/v1", "dashboard": "/api"}

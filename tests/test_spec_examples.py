@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from spec_tools import SPECS, Example, body_examples, errors, follow, load, operations, pointer
 
 BODY_EXAMPLES = [ex for name in SPECS for ex in body_examples(name)]

@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from spec_tools import ROOT, SPECS
 
 TOOLS = ROOT / "tools"
