@@ -11,6 +11,7 @@ AUTO_REPLIES_DEFAULT = {"enabled": True, "stop_text": None, "help_text": None, "
 
 #: Columns holding a JSON object, merged block by block.
 BLOCK_FIELDS = ("quiet_hours", "auto_replies")
+BLOCK_DEFAULTS = {"quiet_hours": QUIET_HOURS_DEFAULT, "auto_replies": AUTO_REPLIES_DEFAULT}
 #: Columns stored as 0/1 and shown as booleans.
 BOOL_FIELDS = ("is_reseller", "missed_call_auto_message_enabled")
 #: Every field a surface or the CLI may change after creation; the rest are server-managed.
@@ -49,8 +50,10 @@ def org_from_row(row: dict[str, Any]) -> dict[str, Any]:
     org = dict(row)
     for field in BOOL_FIELDS:
         org[field] = bool(org[field])
-    for field in BLOCK_FIELDS:
-        org[field] = json.loads(org[field])
+    for field, default in BLOCK_DEFAULTS.items():
+        stored = json.loads(org[field])
+        # Stored with sorted keys; shown in the published order (enabled, start, end, mode).
+        org[field] = {key: stored[key] for key in default if key in stored}
     return org
 
 
