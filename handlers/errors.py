@@ -197,9 +197,13 @@ def _dashboard_body(err: ApiError, path: str, method: str) -> tuple[int, dict[st
         }
     if isinstance(err, ValidationFailed):
         fields = err.details if isinstance(err.details, dict) else {}
+        # On the contact-protection PUT a body that is not an object has no valid period either.
+        about_period = any(k.split(".")[0] == "contactProtectionPeriod" for k in fields) or (
+            "body" in fields and path.endswith("/contact-protection-settings")
+        )
         sentence = (
             CONTACT_PROTECTION_SENTENCE
-            if any(k.split(".")[0] == "contactProtectionPeriod" for k in fields)
+            if about_period
             else err.dashboard_message or "Validation error"
         )
         return 400, {"error": sentence, "details": _flatten(err.details)}

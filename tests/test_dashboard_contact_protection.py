@@ -121,6 +121,16 @@ def test_put_refuses_unusable_bodies_in_the_dashboard_shape(
     assert updates(store, org["id"]) == []
 
 
+@pytest.mark.parametrize("content", [b"[48]", b"48", b'"48"', b"null"])
+def test_a_body_that_is_not_an_object_gets_the_seed_sentence(client, store, org, auth, content):
+    """No object means no valid period: the published 400 sentence, not a generic one."""
+    headers = {**auth("ADMIN", org["id"]), "Content-Type": "application/json"}
+    response = client.put(url(org["id"]), content=content, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"] == CONTACT_PROTECTION_SENTENCE
+    assert updates(store, org["id"]) == []
+
+
 def test_put_ignores_unknown_fields(client, store, org, auth):
     body = {"contactProtectionPeriod": 24, "unknownField": {"nested": True}}
     response = client.put(url(org["id"]), json=body, headers=auth("ADMIN", org["id"]))
