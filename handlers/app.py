@@ -16,7 +16,8 @@ import connexion
 import yaml
 from connexion.exceptions import ProblemException
 from connexion.jsonifier import Jsonifier
-from connexion.middleware import MiddlewarePosition
+from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
+from connexion.middleware.request_validation import RequestValidationMiddleware
 from connexion.options import SwaggerUIOptions
 from pythonjsonlogger.json import JsonFormatter
 from starlette.exceptions import HTTPException
@@ -25,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from handlers import errors, health, operations
 from handlers.config import Config
 from handlers.middleware import RequestContext
+from handlers.request_validation import CachedRequestValidationMiddleware
 from handlers.security import SECURITY_MAP
 from handlers.validation import validator_map
 from handlers.wsgi_bridge import BufferedWSGIBridge
@@ -140,6 +142,13 @@ def configure_logging() -> None:
     logging.getLogger("connexion").setLevel(logging.ERROR)
 
 
+#: Connexion's default stack, with request validation set up once per operation.
+MIDDLEWARES = [
+    CachedRequestValidationMiddleware if m is RequestValidationMiddleware else m
+    for m in ConnexionMiddleware.default_middlewares
+]
+
+
 def _lifespan(store: Store):
     """Close the database cleanly when the server stops (SIGTERM or Ctrl-C)."""
 
@@ -166,6 +175,7 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
     # Compact JSON in the field order handlers build (FlaskApp's default pretty-prints).
     app = connexion.FlaskApp(
         __name__,
+        middlewares=list(MIDDLEWARES),  # a copy: add_middleware inserts into it
         specification_dir=SPEC_DIR,
         jsonifier=Jsonifier(json, separators=(",", ":")),
         lifespan=_lifespan(store),
