@@ -1,0 +1,191 @@
+"""The targets under test and the endpoints driven: how to seed, start and preflight each one."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from peers import common
+from server import Server, free_port
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+BIN = Path(sys.executable).parent
+LABELS = {
+    "orgsettings": "orgsettings",
+    "connexion": "Connexion 3 stock",
+    "fastapi": "FastAPI (sync)",
+    "starlette": "Starlette ceiling",
+}
+PEER_MODULES = {
+    "connexion": "connexion_stock",
+    "fastapi": "fastapi_app",
+    "starlette": "starlette_ceiling",
+}
+PUT_PATH = "/api/organizations/{org}/contact-protection-settings"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One endpoint driven: label, method, path, wrk Lua script, credential, sample body."""
+
+    label: str
+    method: str
+    path: str
+    script: str | None
+    cred: str
+    body: dict[str, Any] | None
+
+
+ENDPOINTS = [
+    Endpoint("GET /v1/organization", "GET", "/v1/organization", None, "v1", None),
+    Endpoint(
+        "PATCH /v1/organization",
+        "PATCH",
+        "/v1/organization",
+        "patch.lua",
+        "v1",
+        {"message_retention_days": 31},
+    ),
+    Endpoint(
+        "PUT /api/.../contact-protection-settings",
+        "PUT",
+        PUT_PATH,
+        "put.lua",
+        "api",
+        {"contactProtectionPeriod": 1},
+    ),
+]
+
+
+@dataclass
+class Setup:
+    """How to start one target and what credentials to send it."""
+
+    cmd: list[str]
+    env: dict[str, str]
+    ready_path: str
+    org_id: str
+    v1_auth: str
+    api_auth: str
+    ready_headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Target:
+    """A started target: its server and the credentials its endpoints need."""
+
+    name: str
+    setup: Setup
+    server: Server
+    startup_s: float
+    preflight: dict[str, int] = field(default_factory=dict)
+
+    def url(self, endpoint: Endpoint) -> str:
+        """The full URL of ``endpoint`` on this target."""
+        return self.server.base + endpoint.path.format(org=self.setup.org_id)
+
+    def auth(self, endpoint: Endpoint) -> str:
+        """The Authorization header value ``endpoint`` needs on this target."""
+        return self.setup.v1_auth if endpoint.cred == "v1" else self.setup.api_auth
+
+
+def orgsettings_setup(tmp: Path) -> Setup:
+    """orgsettings as production runs it (one worker, request log on) with an org, key, token."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORGSETTINGS_")}
+    env["ORGSETTINGS_JWT_SECRET"] = secrets.token_urlsafe(48)
+    cli = [str(BIN / "orgsettings"), "--db", str(tmp / "bench.db")]
+
+    def call(*args: str) -> dict[str, Any]:
+        out = subprocess.run(
+            [*cli, *args, "--json"], env=env, cwd=ROOT, check=True, capture_output=True, text=True
+        )
+        return json.loads(out.stdout)
+
+    org_id = call("org", "create", "--name", "Bench")["id"]
+    scopes = ("org:read", "org:admin:write", "audit:read")
+    key = call("key", "create", "--org", org_id, *(a for s in scopes for a in ("--scope", s)))
+    token = call(
+        "token", "create", "--org", org_id, "--role", "ADMIN", "--sub", "bench", "--ttl", "86400"
+    )
+    return Setup(
+        cmd=[*cli, "serve", "--port", "{port}"],
+        env={"ORGSETTINGS_JWT_SECRET": env["ORGSETTINGS_JWT_SECRET"]},
+        ready_path="/readyz",
+        org_id=org_id,
+        v1_auth=f"Bearer {key['key']}",
+        api_auth=f"Bearer {token['token']}",
+    )
+
+
+def peer_setup(name: str, tmp: Path) -> Setup:
+    """A peer served by uvicorn (one worker, no access log) over its own seeded database."""
+    db = tmp / "peer.db"
+    key = "am_live_" + secrets.token_hex(20)
+    org_id = common.seed(str(db), key)
+    cmd = [
+        str(BIN / "python"),
+        "-m",
+        "uvicorn",
+        "--app-dir",
+        str(BENCH / "peers"),
+        f"{PEER_MODULES[name]}:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--workers",
+        "1",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    return Setup(
+        cmd=cmd,
+        env={common.DB_ENV: str(db)},
+        ready_path="/v1/organization",
+        ready_headers={"Authorization": f"Bearer {key}"},
+        org_id=org_id,
+        v1_auth=f"Bearer {key}",
+        api_auth="Bearer any-token",
+    )
+
+
+def make_server(name: str, tmp: Path, cpu: int | None) -> tuple[Setup, Server]:
+    """Seed ``name`` in ``tmp`` and build (not start) its server on a free port."""
+    setup = orgsettings_setup(tmp) if name == "orgsettings" else peer_setup(name, tmp)
+    port = free_port()
+    server = Server(
+        [part.replace("{port}", str(port)) for part in setup.cmd],
+        port=port,
+        ready_path=setup.ready_path,
+        ready_headers=setup.ready_headers,
+        env=setup.env,
+        log_path=tmp / "server.log",
+        cpu=cpu,
+        cwd=ROOT,
+    )
+    return setup, server
+
+
+def preflight(target: Target, endpoint: Endpoint) -> tuple[int, str]:
+    """One request by hand before wrk, so a misconfigured target shows its error body."""
+    body = endpoint.body
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Authorization": target.auth(endpoint), "Content-Type": "application/json"}
+    request = urllib.request.Request(
+        target.url(endpoint), data=data, method=endpoint.method, headers=headers
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return int(resp.status), ""
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read().decode(errors="replace")[:300]
