@@ -16,7 +16,6 @@ from handlers.config import Config
 from storage import NotFoundError, Store
 
 ROLES = ("USER", "ADMIN", "SUPERADMIN")
-DEMO_ORG_NAME = "Demo Organization"
 
 
 class CliError(Exception):
@@ -56,11 +55,6 @@ def _open(args: argparse.Namespace) -> tuple[Config, Store]:
     store = Store(config.db_path)
     store.migrate()
     return config, store
-
-
-def org_view(org: dict[str, Any]) -> dict[str, Any]:
-    """Every field of both surfaces' views, for ``org show``."""
-    return {k: v for k, v in org.items()}
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -115,7 +109,7 @@ def cmd_org_create(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_org_show(args: argparse.Namespace) -> dict[str, Any]:
     """Show an organization, all fields of both views."""
     _, store = _open(args)
-    return org_view(store.get_org(args.org_id))
+    return store.get_org(args.org_id)  # the full record: every field of both views
 
 
 def cmd_key_create(args: argparse.Namespace) -> dict[str, Any]:
