@@ -173,6 +173,7 @@ def _lifespan(store: Store):
 def create_app(config: Config | None = None) -> connexion.FlaskApp:
     """Build the app: migrate the store, mount both specs, wire errors and middleware."""
     config = config or Config.from_env()
+    configure_logging()  # first: building the stack below would log Connexion's warnings
     store = Store(config.db_path, group_commit=True)
     store.migrate()
     v1 = load_spec("v1.yaml")
@@ -228,7 +229,6 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
         operations.install(app.app, spec)
     health.register(app.app, services)
     app.app.extensions["orgsettings"] = services
-    configure_logging()
     # The parsed specs, compiled schemas and routing tables live as long as the process; moving
     # them out of the collector's view keeps full collections short (they were the p99 tail).
     gc.collect()
