@@ -12,10 +12,21 @@ from starlette.testclient import TestClient
 from handlers.api_keys import mint_key
 from handlers.app import create_app
 from handlers.config import Config
+from handlers.jwt_auth import issue_token
 from storage import Store
 
 OPERATOR = {"type": "operator", "id": "tests", "role": None}
 JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+#: A well-formed organization id that no test creates.
+MISSING_ORG = "01890a5d-ac96-774b-bcce-b302099a8057"
+#: Dashboard roles: (role, member of the target org, GET status, PUT status).
+ROLE_MATRIX = [
+    ("USER", True, 200, 403),
+    ("ADMIN", True, 200, 200),
+    ("USER", False, 403, 403),
+    ("ADMIN", False, 403, 403),
+    ("SUPERADMIN", False, 200, 200),
+]
 
 
 @pytest.fixture
@@ -69,6 +80,16 @@ def make_key(store: Store) -> Callable[..., str]:
 def admin_key(org: dict[str, Any], make_key: Callable[..., str]) -> str:
     """A key holding every scope for ``org``."""
     return make_key(org["id"], "org:read", "org:admin:write", "audit:read")
+
+
+@pytest.fixture
+def auth(config: Config) -> Callable[..., dict[str, str]]:
+    """Authorization headers for a dashboard user: ``auth(role, org_id, sub=...)``."""
+
+    def make(role: str, org_id: str | None, sub: str = "user-1") -> dict[str, str]:
+        return bearer(issue_token(config, org_id=org_id, role=role, sub=sub)["token"])
+
+    return make
 
 
 def bearer(secret: str) -> dict[str, str]:

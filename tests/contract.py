@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from live import BIN, ROOT, cli, start_server
+from live import BIN, ROOT, cli, full_key, start_server
 
 MAX_EXAMPLES = int(os.environ.get("CONTRACT_MAX_EXAMPLES", "40"))
 PHASES = "examples,coverage,fuzzing,stateful"
@@ -97,20 +97,7 @@ def run_local() -> int:
         env = {"ORGSETTINGS_JWT_SECRET": "contract-secret-" + "x" * 32}
         cli(db, "init", env=env)
         org = cli(db, "org", "create", "--name", "Contract Org", env=env)["id"]
-        key = cli(
-            db,
-            "key",
-            "create",
-            "--org",
-            org,
-            "--scope",
-            "org:read",
-            "--scope",
-            "org:admin:write",
-            "--scope",
-            "audit:read",
-            env=env,
-        )["key"]
+        key = full_key(db, org, env=env)["key"]
         admin = cli(
             db, "token", "create", "--org", org, "--role", "ADMIN", "--sub", "st-admin", env=env
         )["token"]

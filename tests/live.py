@@ -40,6 +40,15 @@ def cli(db: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, An
     return json.loads(out.stdout)
 
 
+ALL_SCOPES = ("org:read", "org:admin:write", "audit:read")
+
+
+def full_key(db: Path, org_id: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """``key create`` for ``org_id`` with every scope; returns the CLI's object (key included)."""
+    scopes = [arg for scope in ALL_SCOPES for arg in ("--scope", scope)]
+    return cli(db, "key", "create", "--org", org_id, *scopes, env=env)
+
+
 @dataclass
 class Server:
     """A running server process and where to reach it."""

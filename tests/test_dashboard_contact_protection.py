@@ -6,21 +6,8 @@ from typing import Any
 
 import pytest
 
-from conftest import OPERATOR, bearer
+from conftest import MISSING_ORG, OPERATOR, ROLE_MATRIX, bearer
 from handlers.errors import CONTACT_PROTECTION_SENTENCE
-from handlers.jwt_auth import issue_token
-
-MISSING_ORG = "01890a5d-ac96-774b-bcce-b302099a8057"
-
-
-@pytest.fixture
-def auth(config):
-    """Authorization headers for a dashboard user: ``auth(role, org_id, sub=...)``."""
-
-    def make(role: str, org_id: str | None, sub: str = "user-1") -> dict[str, str]:
-        return bearer(issue_token(config, org_id=org_id, role=role, sub=sub)["token"])
-
-    return make
 
 
 def url(org_id: str) -> str:
@@ -139,16 +126,7 @@ def test_put_ignores_unknown_fields(client, store, org, auth):
     assert store.get_org(org["id"])["contact_protection_period"] == 24
 
 
-@pytest.mark.parametrize(
-    ("role", "own_org", "get_status", "put_status"),
-    [
-        ("USER", True, 200, 403),
-        ("ADMIN", True, 200, 200),
-        ("USER", False, 403, 403),
-        ("ADMIN", False, 403, 403),
-        ("SUPERADMIN", False, 200, 200),
-    ],
-)
+@pytest.mark.parametrize(("role", "own_org", "get_status", "put_status"), ROLE_MATRIX)
 def test_role_matrix(client, store, org, auth, role, own_org, get_status, put_status):
     other = store.create_org(name="Other Org", actor=OPERATOR)
     headers = auth(role, (org if own_org else other)["id"] if role != "SUPERADMIN" else None)

@@ -6,21 +6,9 @@ from typing import Any
 
 import pytest
 
-from conftest import OPERATOR, bearer
-from handlers.jwt_auth import issue_token
+from conftest import MISSING_ORG, OPERATOR, ROLE_MATRIX
 
-MISSING_ORG = "01890a5d-ac96-774b-bcce-b302099a8057"
 SEED_MESSAGE = "Hi {{contactName}}, sorry we missed your call. We'll get back to you shortly."
-
-
-@pytest.fixture
-def auth(config):
-    """Authorization headers for a dashboard user: ``auth(role, org_id, sub=...)``."""
-
-    def make(role: str, org_id: str | None, sub: str = "user-1") -> dict[str, str]:
-        return bearer(issue_token(config, org_id=org_id, role=role, sub=sub)["token"])
-
-    return make
 
 
 @pytest.fixture
@@ -201,16 +189,7 @@ def test_enabling_after_setting_a_message_is_allowed(client, store, org, admin):
     assert settings(store, org["id"]) == ("Call you back", True)
 
 
-@pytest.mark.parametrize(
-    ("role", "own_org", "get_status", "put_status"),
-    [
-        ("USER", True, 200, 403),
-        ("ADMIN", True, 200, 200),
-        ("USER", False, 403, 403),
-        ("ADMIN", False, 403, 403),
-        ("SUPERADMIN", False, 200, 200),
-    ],
-)
+@pytest.mark.parametrize(("role", "own_org", "get_status", "put_status"), ROLE_MATRIX)
 def test_role_matrix(client, store, org, auth, role, own_org, get_status, put_status):
     other = store.create_org(name="Other Org", actor=OPERATOR)
     headers = auth(role, (org if own_org else other)["id"] if role != "SUPERADMIN" else None)

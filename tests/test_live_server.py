@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from live import cli, start_server
+from live import cli, full_key, start_server
 
 SECRET_ENV = {"ORGSETTINGS_JWT_SECRET": "live-test-secret-" + "y" * 32}
 
@@ -42,20 +42,7 @@ def live(tmp_path_factory: pytest.TempPathFactory):
     """A server over a fresh database holding one org, a full-scope key and an ADMIN token."""
     db: Path = tmp_path_factory.mktemp("live") / "live.db"
     org = cli(db, "org", "create", "--name", "Live Org", env=SECRET_ENV)
-    key = cli(
-        db,
-        "key",
-        "create",
-        "--org",
-        org["id"],
-        "--scope",
-        "org:read",
-        "--scope",
-        "org:admin:write",
-        "--scope",
-        "audit:read",
-        env=SECRET_ENV,
-    )
+    key = full_key(db, org["id"], env=SECRET_ENV)
     token = cli(
         db,
         "token",
