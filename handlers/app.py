@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from handlers import errors, health, operations
 from handlers.config import Config
+from handlers.dispatch import OperationDispatcher
 from handlers.middleware import RequestContext
 from handlers.request_validation import CachedRequestValidationMiddleware
 from handlers.security import SECURITY_MAP
@@ -191,8 +192,13 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
         jsonifier=Jsonifier(json, separators=(",", ":")),
         lifespan=_lifespan(store),
     )
-    # Flask behind a bridge with at most one thread hop per request (see wsgi_bridge).
-    app._middleware_app.asgi_app = BufferedWSGIBridge(app.app.wsgi_app, store.group)
+    # The end of the stack: spec operations run straight from the routed scope (see dispatch);
+    # the rest goes to Flask behind a bridge without thread hops (see wsgi_bridge).
+    app._middleware_app.asgi_app = OperationDispatcher(
+        {**operations.build(v1), **operations.build(dashboard)},
+        fallback=BufferedWSGIBridge(app.app.wsgi_app, store.group),
+        group=store.group,
+    )
     docs = SwaggerUIOptions(spec_path="/openapi.json", swagger_ui_path="/ui")
     app.add_api(
         v1,
@@ -220,13 +226,10 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
         services=services,
         allow_for=allow,
     )
-    # Connexion builds its middleware stack, and registers the operations' Flask views, on the
-    # first request; build it now (connexion is pinned) so the lean views can replace them and
-    # the first request does not pay for the build.
+    # Connexion builds its middleware stack on the first request; build it now (connexion is
+    # pinned) so the first request does not pay for the build.
     middleware = app.middleware
     middleware.app, middleware.middleware_stack = middleware._build_middleware_stack()
-    for spec in (v1, dashboard):
-        operations.install(app.app, spec)
     health.register(app.app, services)
     app.app.extensions["orgsettings"] = services
     # The parsed specs, compiled schemas and routing tables live as long as the process; moving

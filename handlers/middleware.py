@@ -51,6 +51,7 @@ class RequestContext:
             "services": self.services,
             "actor_id": None,
             "allow_for": self.allow_for,
+            "body_unread": False,
         }
         scope["orgsettings"] = ctx
         status_seen = 500
@@ -77,6 +78,7 @@ class RequestContext:
                 # No body is coming (a GET, say): nothing to count or time, so skip the wrapper.
                 await self.app(scope, receive, send_with_headers)
             else:
+                ctx["body_unread"] = True
                 await self.app(scope, self._limited(receive), send_with_headers)
         finally:
             if self.log_requests:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
-
 from handlers import rules
-from handlers.context import request_context
+from handlers.context import request_context, request_header
 from handlers.errors import NotFound, PreconditionFailed
 from storage import NotFoundError, VersionMismatchError
 
@@ -74,7 +72,7 @@ def patch_organization(token_info: dict[str, Any]) -> Response:
             actor={"type": "api_key", "id": token_info["key_id"], "role": None},
             surface="v1",
             request_id=ctx["request_id"],
-            if_version=if_match(request.headers.get("If-Match")),
+            if_version=if_match(request_header("if-match")),
         )
     except NotFoundError:
         raise NotFound("organization not found") from None

@@ -249,6 +249,7 @@ class BodyValidator(AbstractRequestBodyValidator):
         ctx = scope.get("orgsettings")
         if ctx is not None:
             ctx["body"] = body
+            ctx["body_unread"] = False
         return self._insert_messages(receive, messages=messages), scope
 
 

@@ -84,20 +84,13 @@ class BufferedWSGIBridge:
             if not message.get("more_body", False):
                 break
         environ = build_environ(scope, b"".join(chunks))
-        group = self.group
-        if group is None or scope["method"] in READ_METHODS:
-            status, headers, body = contextvars.copy_context().run(self._call, environ)
+        call = contextvars.copy_context().run
+        if self.group is None or scope["method"] in READ_METHODS:
+            status, headers, body = call(self._call, environ)
         else:
-            await group.ready()
-            before = group.jobs
-            try:
-                # No await between ready() and the call: the transaction is still open here.
-                status, headers, body = contextvars.copy_context().run(self._call, environ)
-            finally:
-                group.schedule_commit()
-            if group.jobs != before and group.batch is not None:
-                # Durable before answered: a failed COMMIT raises here and becomes a 500.
-                await group.batch
+            status, headers, body = await self.group.write_inline(
+                lambda: call(self._call, environ)
+            )
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

@@ -95,6 +95,23 @@ class GroupCommit:
         self.schedule_commit()
         return result
 
+    async def write_inline(self, call: Callable[[], T]) -> T:
+        """Run ``call()`` (which may run jobs) in the open transaction; return after its COMMIT.
+
+        ``call`` runs synchronously right after ``ready()``: no await separates them, so the
+        transaction is still open. Durable before answered: when ``call`` ran a job, this waits
+        for the batch's COMMIT, and a failed COMMIT raises here (the caller answers 500).
+        """
+        await self.ready()
+        before = self.jobs
+        try:
+            result = call()
+        finally:
+            self.schedule_commit()
+        if self.jobs != before and self._batch is not None:
+            await self._batch
+        return result
+
     def defer(self, fn: Callable[[Database], Any]) -> None:
         """Run ``fn`` in a coming transaction, without anyone waiting for it."""
         assert self._loop is not None

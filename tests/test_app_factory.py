@@ -7,18 +7,22 @@ from pathlib import Path
 from conftest import JWT_SECRET
 from handlers.app import create_app
 from handlers.config import Config
-from handlers.operations import LeanOperation
+from handlers.dispatch import OperationDispatcher
+from handlers.operations import Operation
 
 
 def _app(tmp_path: Path, name: str):
     return create_app(Config(db_path=tmp_path / name, jwt_secret=JWT_SECRET, log_requests=False))
 
 
-def test_every_operation_view_is_decorated_once_at_start_up(app) -> None:
-    """No operation is left on Connexion's per-request-decorating view."""
-    views = {k: v for k, v in app.app.view_functions.items() if k.startswith(("v1.", "dashboard."))}
-    assert len(views) == 7
-    assert all(isinstance(view, LeanOperation) for view in views.values())
+def test_every_spec_operation_is_dispatched_without_per_request_set_up(app) -> None:
+    """Each of the seven operations runs through an Operation built once at start-up."""
+    dispatcher = app._middleware_app.asgi_app
+    assert isinstance(dispatcher, OperationDispatcher)
+    routed = {k for k in app.app.view_functions if k.startswith(("v1.", "dashboard."))}
+    assert len(routed) == 7
+    assert len(dispatcher.operations) == 7
+    assert all(isinstance(op, Operation) for op in dispatcher.operations.values())
 
 
 def test_a_second_app_in_one_process_gets_one_middleware_stack(tmp_path: Path) -> None:

@@ -692,3 +692,11 @@ def test_body_that_is_not_an_object_is_refused(client, store, org, admin_key, co
     assert response.status_code == 422
     assert error_of(response)["code"] == "VALIDATION_FAILED"
     assert snapshot(store, org["id"]) == before
+
+
+def test_if_match_sent_twice_is_read_as_one_list(client, store, org, admin_key):
+    """Repeated If-Match headers combine into one list (RFC 9110 5.3): one current tag suffices."""
+    headers = [*bearer(admin_key).items(), ("If-Match", '"7"'), ("If-Match", '"1"')]
+    response = client.patch(URL, json={"name": "Renamed"}, headers=headers)
+    assert response.status_code == 200
+    assert store.get_org(org["id"])["name"] == "Renamed"
