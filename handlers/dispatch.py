@@ -51,9 +51,7 @@ class OperationDispatcher:
                 if self.group is None or scope["method"] in READ_METHODS:
                     status, headers, body = operation(scope)
                 else:
-                    status, headers, body = await self.group.write_inline(
-                        lambda: operation(scope)
-                    )
+                    status, headers, body = await self.group.write_inline(lambda: operation(scope))
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
                 return

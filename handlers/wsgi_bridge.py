@@ -88,9 +88,7 @@ class BufferedWSGIBridge:
         if self.group is None or scope["method"] in READ_METHODS:
             status, headers, body = call(self._call, environ)
         else:
-            status, headers, body = await self.group.write_inline(
-                lambda: call(self._call, environ)
-            )
+            status, headers, body = await self.group.write_inline(lambda: call(self._call, environ))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
