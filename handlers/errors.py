@@ -22,6 +22,7 @@ from connexion.exceptions import (
 )
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException as WerkzeugHTTPException
 
 log = logging.getLogger("orgsettings.errors")
 
@@ -143,8 +144,23 @@ def from_exception(exc: Exception) -> ApiError:
     if isinstance(exc, ProblemException):
         return _by_status(exc.status, _detail(exc))
     if isinstance(exc, HTTPException):
-        return _by_status(exc.status_code, None)
+        err = _by_status(exc.status_code, None)
+        # Starlette's 405 for a docs route (POST /v1/ui, say) names the methods it allows.
+        if isinstance(err, MethodNotAllowed) and (exc.headers or {}).get("Allow"):
+            methods = sorted(m.strip() for m in exc.headers["Allow"].split(","))
+            err.headers["Allow"] = ", ".join(methods)  # Starlette's order is a set's
+        return err
     return ApiError()
+
+
+def reraise_flask_http_exception(exc: WerkzeugHTTPException) -> None:
+    """Flask's own 404/405 (the health probes' routes) as a Starlette HTTPException.
+
+    Connexion installs the same re-raise but drops the headers, and with them a 405's Allow.
+    """
+    allow = getattr(exc, "valid_methods", None)
+    headers = {"Allow": ", ".join(sorted(allow))} if allow else None
+    raise HTTPException(exc.code or 500, detail=exc.description, headers=headers)
 
 
 def _detail(exc: ProblemException) -> str | None:
@@ -229,10 +245,12 @@ def connexion_handler(request: ConnexionRequest, exc: Exception) -> ConnexionRes
             exc_info=exc,
             extra={"request_id": ctx.get("request_id")},
         )
-    if isinstance(err, MethodNotAllowed) and not err.headers.get("Allow"):
+    if isinstance(err, MethodNotAllowed):
+        # A spec path's methods come from the spec; others (docs, probes) from the router.
         allow = ctx.get("allow_for")
-        if allow is not None:
-            err.headers["Allow"] = allow(request.scope.get("path", ""))
+        allowed = allow(request.scope.get("path", "")) if allow is not None else None
+        if allowed is not None:
+            err.headers["Allow"] = allowed
     status, body, headers = render(
         err,
         request.scope.get("path", ""),

@@ -39,6 +39,8 @@ class CachedRequestValidationOperation(RequestValidationOperation):
         consumes = operation.consumes or []
         self._accepted = MediaTypeDict([(c.lower(), None) for c in consumes]) if consumes else None
         self._bodies: dict[tuple[str, str], Any] = {}
+        #: What extract_content_type makes of a request without a Content-Type header.
+        self._no_content_type = self.extract_content_type([])
 
     def _body_validator(self, mime_type: str, encoding: str) -> Any:
         key = (mime_type, encoding)
@@ -65,7 +67,11 @@ class CachedRequestValidationOperation(RequestValidationOperation):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._parameters.validate(scope)
-        mime_type, encoding = self.extract_content_type(scope["headers"])
+        headers = scope["headers"]
+        if any(name.lower() == b"content-type" for name, _ in headers):
+            mime_type, encoding = self.extract_content_type(headers)
+        else:
+            mime_type, encoding = self._no_content_type
         if self._accepted is not None and mime_type.lower() not in self._accepted:
             raise UnsupportedMediaTypeProblem(
                 detail=f"Invalid Content-type ({mime_type}), expected {self._operation.consumes}"

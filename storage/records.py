@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
+
+import orjson
 
 QUIET_HOURS_DEFAULT = {"enabled": False, "start": "21:00", "end": "08:00", "mode": "reject"}
 AUTO_REPLIES_DEFAULT = {"enabled": True, "stop_text": None, "help_text": None, "start_text": None}
@@ -29,6 +30,16 @@ MUTABLE_FIELDS = (
 )
 
 
+def to_json(value: Any) -> str:
+    """The stored text of a JSON column: compact, keys sorted (orjson, ~10x json.dumps)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def from_json(text: str | bytes) -> Any:
+    """A JSON column's value (orjson)."""
+    return orjson.loads(text)
+
+
 def utcnow() -> str:
     """Now as an RFC 3339 UTC timestamp with millisecond precision."""
     now = dt.datetime.now(dt.UTC)
@@ -51,7 +62,7 @@ def org_from_row(row: dict[str, Any]) -> dict[str, Any]:
     for field in BOOL_FIELDS:
         org[field] = bool(org[field])
     for field, default in BLOCK_DEFAULTS.items():
-        stored = json.loads(org[field])
+        stored = from_json(org[field])
         # Stored with sorted keys; shown in the published order (enabled, start, end, mode).
         org[field] = {key: stored[key] for key in default if key in stored}
     return org
@@ -65,7 +76,7 @@ def org_to_row(org: dict[str, Any]) -> dict[str, Any]:
         if field in BOOL_FIELDS:
             value = int(bool(value))
         elif field in BLOCK_FIELDS:
-            value = json.dumps(value, sort_keys=True)
+            value = to_json(value)
         row[field] = value
     return row
 
@@ -98,10 +109,10 @@ def event_from_row(row: dict[str, Any]) -> dict[str, Any]:
         "id": row["id"],
         "type": row["type"],
         "organization_id": row["organization_id"],
-        "actor": json.loads(row["actor"]),
+        "actor": from_json(row["actor"]),
         "surface": row["surface"],
         "request_id": row["request_id"],
-        "changes": json.loads(row["changes"]),
+        "changes": from_json(row["changes"]),
         "attestation": row["attestation"],
         "created_at": row["created_at"],
     }

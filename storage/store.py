@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -21,8 +20,10 @@ from storage.records import (
     copy_org,
     diff,
     event_from_row,
+    from_json,
     org_from_row,
     org_to_row,
+    to_json,
     utcnow,
 )
 from storage.writer import GroupCommit
@@ -157,10 +158,10 @@ class Store:
             "id": str(ULID()),
             "type": type_,
             "organization_id": org_id,
-            "actor": json.dumps(actor, sort_keys=True),
+            "actor": to_json(actor),
             "surface": surface,
             "request_id": request_id,
-            "changes": json.dumps(changes, sort_keys=True),
+            "changes": to_json(changes),
             "attestation": attestation,
             "created_at": utcnow(),
         }
@@ -209,8 +210,8 @@ class Store:
             "message_retention_days": 90,
             "mms_retention_days": 30,
             "is_reseller": 0,
-            "quiet_hours": json.dumps(QUIET_HOURS_DEFAULT, sort_keys=True),
-            "auto_replies": json.dumps(AUTO_REPLIES_DEFAULT, sort_keys=True),
+            "quiet_hours": to_json(QUIET_HOURS_DEFAULT),
+            "auto_replies": to_json(AUTO_REPLIES_DEFAULT),
             "contact_protection_period": 0,
             "missed_call_message": None,
             "missed_call_auto_message_enabled": 0,
@@ -367,7 +368,7 @@ class Store:
             "organization_id": org_id,
             "key_hash": key_hash,
             "prefix": prefix,
-            "scopes": json.dumps(sorted(set(scopes))),
+            "scopes": to_json(sorted(set(scopes))),
             "created_at": utcnow(),
             "revoked_at": None,
             "last_used_at": None,
@@ -389,7 +390,7 @@ class Store:
                         "to": {
                             "id": row["id"],
                             "prefix": prefix,
-                            "scopes": json.loads(row["scopes"]),
+                            "scopes": from_json(row["scopes"]),
                         },
                     }
                 },
@@ -402,7 +403,7 @@ class Store:
     @staticmethod
     def _key_from_row(row: dict[str, Any]) -> dict[str, Any]:
         key = {k: v for k, v in row.items() if k != "key_hash"}
-        key["scopes"] = json.loads(row["scopes"])
+        key["scopes"] = from_json(row["scopes"])
         return key
 
     def key_by_hash(self, key_hash: str) -> dict[str, Any] | None:

@@ -250,6 +250,23 @@ def test_unsupported_method_is_405_with_allow(client, store, org, admin_key, met
     assert snapshot(store, org["id"]) == before
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("POST", "/v1/ui/", "GET, HEAD"),
+        ("DELETE", "/v1/openapi.json", "GET, HEAD"),
+        ("POST", "/healthz", "GET, HEAD, OPTIONS"),
+        ("PUT", "/readyz", "GET, HEAD, OPTIONS"),
+    ],
+)
+def test_unsupported_method_on_docs_and_probes_is_405_with_allow(client, method, path, allow):
+    """Regression: a 405 outside the spec's paths answered 500 (an Allow header of None)."""
+    response = client.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == allow
+    assert response.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+
+
 def _padded(size: int) -> bytes:
     """A valid patch body padded with whitespace to exactly ``size`` bytes."""
     body = b'{"name": "Renamed"}'
