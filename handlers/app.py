@@ -21,7 +21,6 @@ from connexion.middleware.request_validation import RequestValidationMiddleware
 from connexion.middleware.response_validation import ResponseValidationMiddleware
 from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 from connexion.options import SwaggerUIOptions
-from pythonjsonlogger.orjson import OrjsonFormatter
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 from werkzeug.exceptions import HTTPException as WerkzeugHTTPException
@@ -29,6 +28,7 @@ from werkzeug.exceptions import HTTPException as WerkzeugHTTPException
 from handlers import errors, health, operations
 from handlers.config import Config
 from handlers.dispatch import OperationDispatcher
+from handlers.log_format import JsonLineFormatter
 from handlers.middleware import RequestContext
 from handlers.request_validation import CachedRequestValidationMiddleware
 from handlers.security import SECURITY_MAP
@@ -136,8 +136,7 @@ def _is_docs(path: str) -> bool:
 def configure_logging() -> None:
     """One JSON object per line on stderr for the access log and errors."""
     handler = logging.StreamHandler(sys.stderr)
-    # python-json-logger's orjson formatter: a third less time per line than its json one.
-    handler.setFormatter(OrjsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(JsonLineFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger("orgsettings")
     if not root.handlers:
         root.addHandler(handler)

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ulid import ULID
 
 from handlers.errors import ApiError, PayloadTooLarge, RequestTimeout, render
+from handlers.log_format import ACCESS_FIELDS
 
 access_log = logging.getLogger("orgsettings.access")
 
@@ -82,17 +83,15 @@ class RequestContext:
                 await self.app(scope, self._limited(receive), send_with_headers)
         finally:
             if self.log_requests:
-                access_log.info(
-                    "request",
-                    extra={
-                        "request_id": request_id,
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status_seen,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                        "actor_id": ctx["actor_id"],
-                    },
-                )
+                fields = {
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status_seen,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "actor_id": ctx["actor_id"],
+                }
+                access_log.info("request", extra={ACCESS_FIELDS: fields})
 
     def _limited(self, receive: Receive) -> Receive:
         """Count body bytes as they arrive, so a missing or lying Content-Length can't pass.
