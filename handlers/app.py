@@ -38,6 +38,7 @@ from handlers.wsgi_bridge import BufferedWSGIBridge
 from storage import Store
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
+SWITCH_INTERVAL_SECONDS = 0.0005
 SURFACES = (("v1.yaml", "/v1"), ("dashboard.yaml", "/api"))
 
 
@@ -245,4 +246,9 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
     # them out of the collector's view keeps full collections short (they were the p99 tail).
     gc.collect()
     gc.freeze()
+    # A COMMIT returns on the commit thread, which then needs the GIL to hand its batch back to
+    # the loop; the loop thread, busy with the next requests, gives it up only every switch
+    # interval (5 ms by default). At 0.5 ms the batch is answered sooner: in-process A/B runs
+    # of 16 concurrent PATCHes gave 4-9% more requests/s and a lower p50 and p99.
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     return app

@@ -153,6 +153,7 @@ class Store:
         request_id: str | None,
         changes: dict[str, Any],
         attestation: str | None = None,
+        at: str | None = None,
     ) -> dict[str, Any]:
         row = {
             "id": str(ULID()),
@@ -163,7 +164,7 @@ class Store:
             "request_id": request_id,
             "changes": to_json(changes),
             "attestation": attestation,
-            "created_at": utcnow(),
+            "created_at": at or utcnow(),
         }
         # A prepared statement, not table.insert(): this runs in every write transaction and
         # sqlite-utils' insert introspects the table (PRAGMA table_info) on each call.
@@ -324,6 +325,7 @@ class Store:
                 request_id=request_id,
                 changes=changes,
                 attestation=attestation,
+                at=row["updated_at"],  # the event is stamped with the change it records
             )
             committed = {**wanted, "updated_at": row["updated_at"], "version": row["version"]}
             return committed, event

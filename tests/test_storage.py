@@ -171,6 +171,7 @@ def test_change_and_event_are_committed_together(store, org):
     assert updated["version"] == org["version"] + 1
     assert trail[0] == event
     assert event["changes"] == {"is_reseller": {"from": False, "to": True}}
+    assert event["created_at"] == updated["updated_at"]  # one instant for change and record
 
 
 def test_mutate_returning_the_same_record_writes_nothing(store, org):

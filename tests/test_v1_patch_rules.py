@@ -700,3 +700,13 @@ def test_if_match_sent_twice_is_read_as_one_list(client, store, org, admin_key):
     response = client.patch(URL, json={"name": "Renamed"}, headers=headers)
     assert response.status_code == 200
     assert store.get_org(org["id"])["name"] == "Renamed"
+
+
+def test_content_type_verdicts_hold_past_the_remembered_values(client, store, org, admin_key):
+    """Past the 32 Content-Type values remembered per operation, each is still judged alone."""
+    for n in range(40):
+        ok = patch_raw(client, admin_key, b'{"name": "Renamed"}', f"application/json; x={n}")
+        assert ok.status_code == 200, n
+        refused = patch_raw(client, admin_key, b'{"name": "Other"}', f"text/plain; x={n}")
+        assert refused.status_code == 415, n
+    assert store.get_org(org["id"])["name"] == "Renamed"
