@@ -19,6 +19,7 @@ from connexion.jsonifier import Jsonifier
 from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
 from connexion.middleware.request_validation import RequestValidationMiddleware
 from connexion.middleware.response_validation import ResponseValidationMiddleware
+from connexion.middleware.routing import RoutingMiddleware
 from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 from connexion.options import SwaggerUIOptions
 from starlette.exceptions import HTTPException
@@ -31,6 +32,7 @@ from handlers.dispatch import OperationDispatcher
 from handlers.log_format import JsonLineFormatter
 from handlers.middleware import RequestContext
 from handlers.request_validation import CachedRequestValidationMiddleware
+from handlers.routing import CachedRoutingMiddleware
 from handlers.security import SECURITY_MAP
 from handlers.swagger_ui import DocsOnlySwaggerUIMiddleware
 from handlers.validation import validator_map
@@ -155,12 +157,13 @@ def configure_logging() -> None:
 
 
 #: Connexion's default stack, with request validation set up once per operation, the Swagger UI
-#: router entered only for docs paths, and without
+#: router entered only for docs paths, routes remembered per method and path, and without
 #: response validation, which this app never turns on (the tests and Schemathesis check
 #: responses against the specs instead of every production request paying for it).
 _REPLACED = {
     RequestValidationMiddleware: CachedRequestValidationMiddleware,
     SwaggerUIMiddleware: DocsOnlySwaggerUIMiddleware,
+    RoutingMiddleware: CachedRoutingMiddleware,
 }
 MIDDLEWARES = [
     _REPLACED.get(m, m)

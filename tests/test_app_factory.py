@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import JWT_SECRET
+import pytest
+
+from conftest import JWT_SECRET, OPERATOR
+from handlers import routing
 from handlers.app import create_app
 from handlers.config import Config
 from handlers.dispatch import OperationDispatcher
@@ -34,3 +37,28 @@ def test_a_second_app_in_one_process_gets_one_middleware_stack(tmp_path: Path) -
         assert response.status_code == 401
         assert response.json()["error"]["request_id"] == response.headers["x-request-id"]
         app.app.extensions["orgsettings"].store.close()
+
+
+@pytest.mark.parametrize("max_routes", [4096, 2])
+def test_remembered_routes_keep_each_path_its_own_parameters(
+    client, store, auth, monkeypatch, max_routes
+) -> None:
+    """Requests to many organizations' paths, each repeated, each reach their own organization."""
+    monkeypatch.setattr(routing, "MAX_ROUTES", max_routes)
+    orgs = [store.create_org(name=f"Org {n}", actor=OPERATOR) for n in range(4)]
+    for org in [*orgs, *orgs, *reversed(orgs)]:
+        for n, method in enumerate(("PUT", "GET", "PUT")):
+            url = f"/api/organizations/{org['id']}/contact-protection-settings"
+            body = {"contactProtectionPeriod": n + 1}
+            response = client.request(method, url, json=body, headers=auth("SUPERADMIN", None))
+            assert response.status_code == 200, (method, response.text)
+        assert store.get_org(org["id"])["contact_protection_period"] == 3
+    # A route that was remembered still refuses what it refused the first time.
+    for _ in range(2):
+        assert (
+            client.delete(
+                f"/api/organizations/{orgs[0]['id']}/contact-protection-settings",
+                headers=auth("SUPERADMIN", None),
+            ).status_code
+            == 405
+        )
