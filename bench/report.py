@@ -51,6 +51,7 @@ def summarize(
                 "requests_per_s_max": max(rps),
                 "p50_ms": round(median(r["p50_ms"] for r in mine), 2),
                 "p99_ms": round(median(r["p99_ms"] for r in mine), 2),
+                "steal": _median_or_none([r.get("steal") for r in mine]),
                 "errors": sum(r["errors"] for r in mine),
                 "non_2xx": sum(r["non_2xx"] for r in mine),
             }
@@ -62,6 +63,11 @@ def summarize(
     return rows
 
 
+def _median_or_none(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(median(known), 3) if known else None
+
+
 def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
@@ -69,7 +75,7 @@ def _ratio(value: float | None) -> str:
 def table(rows: list[dict[str, Any]], labels: dict[str, str]) -> str:
     """Markdown table of the summary rows; a target with errors says so in capitals."""
     head = ["target", "endpoint", "req/s", "req/s min-max", "p50 ms", "p99 ms"]
-    head += ["vs connexion", "vs ceiling", "errors"]
+    head += ["vs connexion", "vs ceiling", "steal", "errors"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in rows:
         errors = r["errors"]
@@ -83,6 +89,7 @@ def table(rows: list[dict[str, Any]], labels: dict[str, str]) -> str:
             f"{r['p99_ms']:.2f}",
             _ratio(r["vs_connexion"]),
             _ratio(r["vs_ceiling"]),
+            "-" if r.get("steal") is None else f"{r['steal']:.0%}",
             flag,
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -114,7 +121,10 @@ def bar_check(rows: list[dict[str, Any]]) -> list[str]:
                 )
         if method == "PATCH":
             p99 = ours["p99_ms"]
-            out.append(f"PATCH p99: {p99:.2f} ms (bar < 20 ms) {_verdict(p99 < 20.0)}")
+            line = f"PATCH p99: {p99:.2f} ms (bar < 20 ms) {_verdict(p99 < 20.0)}"
+            if ours.get("steal"):
+                line += f" (hypervisor steal {ours['steal']:.0%} of CPU during these runs)"
+            out.append(line)
     return out
 
 

@@ -62,13 +62,31 @@ def measure(
     options = {"headers": headers, "script": endpoint.script, "cpu": cpu}
     if warmup > 0:
         wrk.run(url, seconds=warmup, connections=CONNECTIONS, **options)
+    before = cpu_times()
     result = wrk.run(url, seconds=seconds, connections=CONNECTIONS, **options)
     return {
         "target": target.name,
         "endpoint": endpoint.label,
         **result.as_dict(),
+        "steal": steal_share(before, cpu_times()),
         "preflight_status": target.preflight[endpoint.label],
     }
+
+
+def cpu_times() -> list[int] | None:
+    """The machine's aggregate CPU counters from /proc/stat (None off Linux)."""
+    try:
+        return [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+
+
+def steal_share(before: list[int] | None, after: list[int] | None) -> float | None:
+    """Share of CPU time the hypervisor gave to other guests between two samples ("st")."""
+    if before is None or after is None or len(before) < 8 or len(after) < 8:
+        return None
+    total = sum(after) - sum(before)
+    return round((after[7] - before[7]) / total, 3) if total > 0 else None
 
 
 def run_rounds(
@@ -93,9 +111,10 @@ def run_rounds(
                 run["cpu_busy_before_round"] = None if busy is None else round(busy, 3)
                 runs.append(run)
                 flag = f"  !! {run['errors']} ERRORS" if run["errors"] else ""
+                steal = "" if run["steal"] is None else f", steal {run['steal']:.0%}"
                 print(
                     f"  {LABELS[target.name]:<18} {run['requests_per_s']:>8,.0f} req/s, "
-                    f"p50 {run['p50_ms']:.2f} ms, p99 {run['p99_ms']:.2f} ms{flag}",
+                    f"p50 {run['p50_ms']:.2f} ms, p99 {run['p99_ms']:.2f} ms{steal}{flag}",
                     flush=True,
                 )
     return runs, notes

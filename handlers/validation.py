@@ -79,10 +79,13 @@ def accepts(schema: dict) -> Callable[[t.Any], bool]:
 
 
 def _fast_check(schema: dict) -> Callable[[t.Any], bool]:
-    if not _fast_checkable(schema):
+    # Connexion attaches the spec's whole "components" to each body schema so that "$ref"s
+    # resolve; without a "$ref" (refused below) nothing in it applies to the body.
+    effective = {k: v for k, v in schema.items() if k != "components"}
+    if not _fast_checkable(effective):
         return _never
     formats = {name: _format_check(name) for name in FORMAT_CHECKER.checkers}
-    check = fastjsonschema.compile({**schema, "$schema": DRAFT4}, formats=formats)
+    check = fastjsonschema.compile({**effective, "$schema": DRAFT4}, formats=formats)
 
     def fast(instance: t.Any) -> bool:
         try:
@@ -355,6 +358,8 @@ class StrictParameterValidator(ParameterValidator):
                         errors[name] = "is required"
                     continue
                 schema = param.get("schema", param)
+                if accepts(schema)(value):
+                    continue
                 for error in compiled(schema).iter_errors(value):
                     errors.setdefault(name, _message(error))
         if errors:
