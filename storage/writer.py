@@ -8,8 +8,9 @@ event loop can take a whole switch interval (5 ms), several times per request.
 
 So the request's read-check-write runs inline on the event loop thread, inside its own
 SAVEPOINT of a transaction shared by every request that arrives before the next COMMIT; a
-rejected request rolls back to its savepoint alone. At the end of the loop iteration the COMMIT
-(the fsync, which needs no GIL) runs on a helper thread while new write requests wait, without
+rejected request rolls back to its savepoint alone. Once a loop iteration passes with no new
+job joining (or LINGER_SECONDS after the first), the COMMIT (the fsync, which needs no GIL)
+runs on a helper thread while new write requests wait, without
 blocking the loop, for the next transaction. A request is answered only after the COMMIT of its
 batch has returned, so an answered write is on disk; if the COMMIT fails, every request in the
 batch fails with it and none was answered as done. The cross-process WriteLock is held from
@@ -49,6 +50,9 @@ class GroupCommit:
         self._opening: asyncio.Lock | None = None
         #: Successful jobs so far; a request compares it before and after to know it wrote.
         self.jobs = 0
+        #: When the open batch's COMMIT was first due, and the job count seen then.
+        self._opened_at: float | None = None
+        self._jobs_seen = 0
         self._checkpointer: Checkpointer | None = None
 
     # -- used by the HTTP layer ---------------------------------------------------------------
@@ -183,11 +187,27 @@ class GroupCommit:
         if batch is None or self._committing:
             return
         assert self._loop is not None and self._idle is not None
+        if self._still_growing():
+            self.schedule_commit()  # look again after the next loop iteration
+            return
         self._committing = True
         self._idle.clear()
         self._batch = None
         done = self._loop.run_in_executor(self._committer, self._commit)
         done.add_done_callback(lambda f: self._finish(f, batch))
+
+    def _still_growing(self) -> bool:
+        """Whether to keep the open batch open one more loop iteration (see LINGER_SECONDS)."""
+        assert self._loop is not None
+        now = self._loop.time()
+        if self._opened_at is None:
+            self._opened_at, self._jobs_seen = now, self.jobs
+            return True
+        if self.jobs != self._jobs_seen and now - self._opened_at < LINGER_SECONDS:
+            self._jobs_seen = self.jobs
+            return True
+        self._opened_at = None
+        return False
 
     def _commit(self) -> None:
         assert self._db is not None
@@ -213,6 +233,16 @@ class GroupCommit:
             if self._checkpointer is not None:
                 self._checkpointer.dirty.set()
 
+
+#: How long a batch's COMMIT may wait for writers that are still joining. Requests that arrive
+#: together (16 clients answered by one COMMIT send their next requests together) reach the
+#: transaction over several loop iterations, each after its own routing, auth and validation.
+#: Committing after the first iteration split them into two batches per round trip: about 8
+#: jobs per COMMIT under wrk, the late half waiting a whole extra COMMIT. Looking again after
+#: each iteration while jobs keep joining (never longer than this) gave about 16 jobs per
+#: COMMIT, half the fsyncs, and in three A/B pairs more requests/s and a lower p99 every time.
+#: A batch nobody joins commits one loop iteration later than it would have.
+LINGER_SECONDS = 0.001
 
 #: The writer connection checkpoints by itself only past this many WAL pages (about 40 MB): a
 #: safety net in case the background checkpointer falls behind.

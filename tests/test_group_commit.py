@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from conftest import OPERATOR
-from storage import Store
+from storage import Store, writer
 
 
 def _rename(name: str):
@@ -62,6 +62,50 @@ def test_concurrent_writes_share_commits_and_all_land(store: Store) -> None:
     events, _ = store.list_events(org["id"], limit=100)
     assert len([e for e in events if e["type"] == "organization.updated"]) == 16
     assert commits < 16
+
+
+def _counting_commits(store: Store) -> list[int]:
+    commits = [0]
+    original = store.group._commit
+
+    def counting_commit() -> None:
+        commits[0] += 1
+        original()
+
+    store.group._commit = counting_commit
+    return commits
+
+
+def test_writers_arriving_over_several_iterations_share_one_commit(store, monkeypatch) -> None:
+    """The batch stays open while writers keep joining, one loop iteration after another."""
+    monkeypatch.setattr(writer, "LINGER_SECONDS", 60.0)  # only "nobody joined" may close it
+    org = store.create_org(name="Start", actor=OPERATOR)
+
+    async def late(delay: int) -> dict[str, Any]:
+        for _ in range(delay):
+            await asyncio.sleep(0)
+        return await _request(store, org["id"], f"n{delay}")
+
+    async def main() -> list[dict[str, Any]]:
+        commits = _counting_commits(store)
+        results = await asyncio.gather(*(late(i) for i in range(8)))
+        assert commits[0] == 1
+        return results
+
+    results = asyncio.run(main())
+    assert sorted(r["version"] for r in results) == list(range(2, 10))
+
+
+def test_a_batch_nobody_joins_commits_without_waiting_out_the_linger(store, monkeypatch) -> None:
+    """A lone write is committed as soon as an iteration passes without another joining."""
+    monkeypatch.setattr(writer, "LINGER_SECONDS", 60.0)
+    org = store.create_org(name="Start", actor=OPERATOR)
+
+    async def main() -> dict[str, Any]:
+        return await asyncio.wait_for(_request(store, org["id"], "alone"), timeout=10)
+
+    assert asyncio.run(main())["version"] == 2
+    assert store.get_org(org["id"])["name"] == "alone"
 
 
 def test_a_rejected_job_rolls_back_alone(store: Store) -> None:
