@@ -52,8 +52,9 @@ contract: install
 	@test -n "$(URL)" -a -n "$(TOKEN)" || { echo "usage: make contract URL=... TOKEN=... [SPEC=...] [ORG=...]"; exit 2; }
 	$(BIN)/python tests/contract.py --url "$(URL)" --token "$(TOKEN)" --spec "$(or $(SPEC),openapi/v1.yaml)" $(if $(ORG),--org-id "$(ORG)")
 
-lint: install lint-specs ## ruff, openapi-spec-validator and Redocly lint
+lint: install lint-specs ## ruff, openapi-spec-validator, Redocly lint, public framework API only
 	$(BIN)/ruff check handlers storage tests bench
+	bash tools/check_public_api.sh
 	$(BIN)/python -m openapi_spec_validator openapi/v1.yaml openapi/dashboard.yaml
 
 # Redocly CLI `recommended-strict` (the `recommended` rules, warnings counted as errors) over

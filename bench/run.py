@@ -1,15 +1,19 @@
-"""Benchmark orgsettings against stock Connexion, FastAPI and a bare-Starlette ceiling.
+"""Benchmark orgsettings against stock Connexion (FlaskApp, AsyncApp), FastAPI and a ceiling.
 
 Every selected target is started once, on its own free loopback port over its own temporary
 database, all pinned to CPU 0 (an idle server uses no CPU), and preflighted with one request per
 endpoint. Then come BENCH_ROUNDS interleaved rounds: in each, for each endpoint, every target in
 turn gets a warm-up and a measured wrk run (wrk pinned to CPU 1, 16 connections, 1 thread), the
 target order rotating from round to round. On a VM whose speed drifts over minutes this keeps
-the runs being compared close together in time. The table of medians goes to stdout and, with
+the runs being compared close together in time. orgsettings' database also holds 100,000 more
+organizations with two keys each, and right after its single-key GET run comes a GET run with a
+random one of those 200,000 keys per request. The table of medians goes to stdout and, with
 every individual run and machine information, to bench/results.json.
 
 Environment: BENCH_ROUNDS (default 3), BENCH_SECONDS (measured run, default 5), BENCH_WARMUP
-(default 1), BENCH_TARGETS (comma-separated subset of orgsettings,connexion,fastapi,starlette).
+(default 1), BENCH_TARGETS (comma-separated subset of
+orgsettings,connexion,asyncapp,fastapi,starlette), BENCH_RANDOM_KEYS (0 skips the bulk seeding
+and the random-key GET), BENCH_RANDOM_ORGS (organizations bulk-seeded, default 100000).
 """
 
 from __future__ import annotations
@@ -28,23 +32,46 @@ from typing import Any
 
 import report
 import wrk
-from targets import BENCH, ENDPOINTS, LABELS, Endpoint, Target, make_server, preflight
+from targets import (
+    BENCH,
+    ENDPOINTS,
+    KEYS_PER_ORG,
+    LABELS,
+    RANDOM_GET,
+    RANDOM_ORGS,
+    Endpoint,
+    Target,
+    make_server,
+    preflight,
+)
 
 # Share of CPU used while every target idles, sampled before each round, above which we warn.
 BUSY_LIMIT = 0.10
 CONNECTIONS = 16
 
 
-def start_all(names: list[str], cpu: int | None, stack: ExitStack) -> list[Target]:
+def start_all(
+    names: list[str], endpoints: list[Endpoint], random_orgs: int, cpu: int | None, stack: ExitStack
+) -> list[Target]:
     """Start every target (stopped by ``stack``, SIGTERM then wait) and preflight its endpoints."""
     started = []
     for name in names:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"bench-{name}-")))
-        setup, server = make_server(name, tmp, cpu)
+        setup, server = make_server(name, tmp, cpu, random_orgs if name == "orgsettings" else 0)
+        if setup.seeding:
+            seeded = setup.seeding
+            print(
+                f"{LABELS[name]}: bulk-seeded {seeded['organizations_added']:,} organizations and"
+                f" {seeded['keys_added']:,} keys ({seeded['build_s']:.1f}s to build the rows,"
+                f" {seeded['insert_s']:.1f}s to insert them)",
+                flush=True,
+            )
         stack.callback(server.stop)
         target = Target(name, setup, server, server.start())
         print(f"{LABELS[name]}: ready in {target.startup_s:.2f}s on port {server.port}", flush=True)
-        for endpoint in ENDPOINTS:
+        for endpoint in endpoints:
+            if endpoint.only is not None and name not in endpoint.only:
+                continue
             status, detail = preflight(target, endpoint)
             target.preflight[endpoint.label] = status
             if not 200 <= status < 300:
@@ -59,7 +86,12 @@ def measure(
 ) -> dict[str, Any]:
     """A warm-up then a measured wrk run of ``endpoint`` on ``target``; the run as a dict."""
     url, headers = target.url(endpoint), {"Authorization": target.auth(endpoint)}
-    options = {"headers": headers, "script": endpoint.script, "cpu": cpu}
+    options = {
+        "headers": headers,
+        "script": endpoint.script,
+        "script_args": target.script_args(endpoint),
+        "cpu": cpu,
+    }
     if warmup > 0:
         wrk.run(url, seconds=warmup, connections=CONNECTIONS, **options)
     before = cpu_times()
@@ -90,10 +122,19 @@ def steal_share(before: list[int] | None, after: list[int] | None) -> float | No
 
 
 def run_rounds(
-    started: list[Target], rounds: int, seconds: float, warmup: float, cpu: int | None
+    started: list[Target],
+    endpoints: list[Endpoint],
+    rounds: int,
+    seconds: float,
+    warmup: float,
+    cpu: int | None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Every round, every endpoint, every target (order rotated per round); runs and notes."""
+    """Every round, every endpoint, every target (order rotated per round); runs and notes.
+
+    An endpoint with ``after`` is run right after that endpoint's run on each of its targets.
+    """
     runs, notes = [], []
+    followers = [e for e in endpoints if e.after is not None]
     for index in range(rounds):
         shift = index % len(started)
         order = started[shift:] + started[:shift]
@@ -103,21 +144,33 @@ def run_rounds(
             note = f"machine busy before round {index + 1}: {busy:.0%} CPU used while targets idle"
             print(f"note: {note}; its figures are unreliable", flush=True)
             notes.append(note)
-        for endpoint in ENDPOINTS:
+        for endpoint in endpoints:
+            if endpoint.after is not None:
+                continue
             print(f" {endpoint.label}", flush=True)
             for position, target in enumerate(order):
-                run = measure(target, endpoint, seconds, warmup, cpu)
-                run.update(round=index + 1, position=position)
-                run["cpu_busy_before_round"] = None if busy is None else round(busy, 3)
-                runs.append(run)
-                flag = f"  !! {run['errors']} ERRORS" if run["errors"] else ""
-                steal = "" if run["steal"] is None else f", steal {run['steal']:.0%}"
-                print(
-                    f"  {LABELS[target.name]:<18} {run['requests_per_s']:>8,.0f} req/s, "
-                    f"p50 {run['p50_ms']:.2f} ms, p99 {run['p99_ms']:.2f} ms{steal}{flag}",
-                    flush=True,
-                )
+                todo = [endpoint] + [f for f in followers if f.after == endpoint.label]
+                for each in todo:
+                    if each.only is not None and target.name not in each.only:
+                        continue
+                    run = measure(target, each, seconds, warmup, cpu)
+                    run.update(round=index + 1, position=position)
+                    run["cpu_busy_before_round"] = None if busy is None else round(busy, 3)
+                    runs.append(run)
+                    print_run(target, each, run)
     return runs, notes
+
+
+def print_run(target: Target, endpoint: Endpoint, run: dict[str, Any]) -> None:
+    """One line per measured run."""
+    flag = f"  !! {run['errors']} ERRORS" if run["errors"] else ""
+    steal = "" if run["steal"] is None else f", steal {run['steal']:.0%}"
+    label = LABELS[target.name] + (" (random key)" if endpoint.cred == "random" else "")
+    print(
+        f"  {label:<28} {run['requests_per_s']:>8,.0f} req/s, "
+        f"p50 {run['p50_ms']:.2f} ms, p99 {run['p99_ms']:.2f} ms{steal}{flag}",
+        flush=True,
+    )
 
 
 def cpu_busy(seconds: float = 0.5) -> float | None:
@@ -178,21 +231,26 @@ def main() -> int:
     if not names:
         print(f"BENCH_TARGETS selects none of {','.join(LABELS)}")
         return 2
+    random_orgs = int(os.environ.get("BENCH_RANDOM_ORGS", str(RANDOM_ORGS)))
+    if os.environ.get("BENCH_RANDOM_KEYS", "1") == "0" or "orgsettings" not in names:
+        random_orgs = 0
+    endpoints = [*ENDPOINTS, RANDOM_GET] if random_orgs > 0 else list(ENDPOINTS)
     notes: list[str] = []
     cpus = pinning(notes)
     for note in notes:
         print(f"note: {note}")
     with ExitStack() as stack:
-        started = start_all(names, cpus[0], stack)
-        runs, busy_notes = run_rounds(started, rounds, seconds, warmup, cpus[1])
+        started = start_all(names, endpoints, random_orgs, cpus[0], stack)
+        runs, busy_notes = run_rounds(started, endpoints, rounds, seconds, warmup, cpus[1])
         notes += busy_notes
         for target in started:
             if any(r["errors"] for r in runs if r["target"] == target.name):
                 print(f"\n{LABELS[target.name]} log tail:\n{target.server.tail()}", flush=True)
         startups = {t.name: round(t.startup_s, 3) for t in started}
-    rows = report.summarize(runs, names, [e.label for e in ENDPOINTS])
+        seeding = {t.name: t.setup.seeding for t in started if t.setup.seeding}
+    rows = report.summarize(runs, names, [e.label for e in endpoints])
     text = report.table(rows, LABELS)
-    checks = report.bar_check(rows)
+    checks = report.bar_check(rows, random_orgs * KEYS_PER_ORG)
     print(f"\nmedians over {rounds} interleaved rounds; ratios are medians of per-round ratios\n")
     print(f"{text}\n")
     for line in checks:
@@ -221,8 +279,10 @@ def main() -> int:
                 "warmup": warmup,
                 "server_cpu": cpus[0],
                 "wrk_cpu": cpus[1],
+                "random_key_organizations": random_orgs,
             },
             "startup_s": startups,
+            "bulk_seeding": seeding,
             "notes": notes,
             "bar": checks,
             "table": text,

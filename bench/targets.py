@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import bulk_seed
 from peers import common
 from server import Server, free_port
 
@@ -21,12 +22,14 @@ ROOT = BENCH.parent
 BIN = Path(sys.executable).parent
 LABELS = {
     "orgsettings": "orgsettings",
-    "connexion": "Connexion 3 stock",
+    "connexion": "Connexion 3 FlaskApp stock",
+    "asyncapp": "Connexion 3 AsyncApp stock",
     "fastapi": "FastAPI (sync)",
     "starlette": "Starlette ceiling",
 }
 PEER_MODULES = {
     "connexion": "connexion_stock",
+    "asyncapp": "asyncapp_stock",
     "fastapi": "fastapi_app",
     "starlette": "starlette_ceiling",
 }
@@ -35,7 +38,12 @@ PUT_PATH = "/api/organizations/{org}/contact-protection-settings"
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One endpoint driven: label, method, path, wrk Lua script, credential, sample body."""
+    """One endpoint driven: label, method, path, wrk Lua script, credential, sample body.
+
+    ``cred`` is "v1" (the API key), "api" (the dashboard token) or "random" (a key drawn at
+    random per request from the target's keys file). An endpoint with ``only`` runs on those
+    targets alone, and one with ``after`` runs right after that endpoint's run on each of them.
+    """
 
     label: str
     method: str
@@ -43,6 +51,8 @@ class Endpoint:
     script: str | None
     cred: str
     body: dict[str, Any] | None
+    only: tuple[str, ...] | None = None
+    after: str | None = None
 
 
 ENDPOINTS = [
@@ -64,6 +74,20 @@ ENDPOINTS = [
         {"contactProtectionPeriod": 1},
     ),
 ]
+# Random-key GETs: a random one of 200,000 keys over 100,000 organizations, on orgsettings
+# only, each run right after its single-key GET so the two are compared seconds apart.
+RANDOM_GET = Endpoint(
+    "GET /v1/organization (random key)",
+    "GET",
+    "/v1/organization",
+    "random_key.lua",
+    "random",
+    None,
+    only=("orgsettings",),
+    after="GET /v1/organization",
+)
+RANDOM_ORGS = 100_000
+KEYS_PER_ORG = 2
 
 
 @dataclass
@@ -77,6 +101,8 @@ class Setup:
     v1_auth: str
     api_auth: str
     ready_headers: dict[str, str] = field(default_factory=dict)
+    keys_file: Path | None = None
+    seeding: dict[str, Any] | None = None
 
 
 @dataclass
@@ -94,12 +120,33 @@ class Target:
         return self.server.base + endpoint.path.format(org=self.setup.org_id)
 
     def auth(self, endpoint: Endpoint) -> str:
-        """The Authorization header value ``endpoint`` needs on this target."""
+        """The Authorization header value ``endpoint`` needs on this target.
+
+        For "random" it is the first key of the keys file (what the preflight sends); under wrk,
+        ``lua/random_key.lua`` replaces it on every request.
+        """
+        if endpoint.cred == "random":
+            with self._keys_file().open() as keys:
+                return f"Bearer {keys.readline().strip()}"
         return self.setup.v1_auth if endpoint.cred == "v1" else self.setup.api_auth
 
+    def script_args(self, endpoint: Endpoint) -> list[str]:
+        """Arguments for ``endpoint``'s Lua script: the keys file for "random", else none."""
+        return [str(self._keys_file())] if endpoint.cred == "random" else []
 
-def orgsettings_setup(tmp: Path) -> Setup:
-    """orgsettings as production runs it (one worker, request log on) with an org, key, token."""
+    def _keys_file(self) -> Path:
+        if self.setup.keys_file is None:
+            raise ValueError(f"{self.name} was not bulk-seeded: it has no random keys")
+        return self.setup.keys_file
+
+
+def orgsettings_setup(tmp: Path, random_orgs: int = 0) -> Setup:
+    """orgsettings as production runs it (one worker, request log on) with an org, key, token.
+
+    With ``random_orgs``, the database then gets that many more organizations with two keys
+    each, copied from the bench organization and its key by ``bulk_seed`` (direct SQL, one
+    transaction), and their secrets go to ``<tmp>/keys.txt``.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORGSETTINGS_")}
     env["ORGSETTINGS_JWT_SECRET"] = secrets.token_urlsafe(48)
     cli = [str(BIN / "orgsettings"), "--db", str(tmp / "bench.db")]
@@ -116,6 +163,17 @@ def orgsettings_setup(tmp: Path) -> Setup:
     token = call(
         "token", "create", "--org", org_id, "--role", "ADMIN", "--sub", "bench", "--ttl", "86400"
     )
+    keys_file, seeding = None, None
+    if random_orgs > 0:
+        keys_file = tmp / "keys.txt"
+        seeding = bulk_seed.bulk_seed(
+            tmp / "bench.db",
+            template_org_id=org_id,
+            template_key=key["key"],
+            keys_file=keys_file,
+            orgs=random_orgs,
+            keys_per_org=KEYS_PER_ORG,
+        )
     return Setup(
         cmd=[*cli, "serve", "--port", "{port}"],
         env={"ORGSETTINGS_JWT_SECRET": env["ORGSETTINGS_JWT_SECRET"]},
@@ -123,6 +181,8 @@ def orgsettings_setup(tmp: Path) -> Setup:
         org_id=org_id,
         v1_auth=f"Bearer {key['key']}",
         api_auth=f"Bearer {token['token']}",
+        keys_file=keys_file,
+        seeding=seeding,
     )
 
 
@@ -159,9 +219,12 @@ def peer_setup(name: str, tmp: Path) -> Setup:
     )
 
 
-def make_server(name: str, tmp: Path, cpu: int | None) -> tuple[Setup, Server]:
-    """Seed ``name`` in ``tmp`` and build (not start) its server on a free port."""
-    setup = orgsettings_setup(tmp) if name == "orgsettings" else peer_setup(name, tmp)
+def make_server(
+    name: str, tmp: Path, cpu: int | None, random_orgs: int = 0
+) -> tuple[Setup, Server]:
+    """Seed ``name`` in ``tmp`` (orgsettings with ``random_orgs`` more organizations) and build
+    (not start) its server on a free port."""
+    setup = orgsettings_setup(tmp, random_orgs) if name == "orgsettings" else peer_setup(name, tmp)
     port = free_port()
     server = Server(
         [part.replace("{port}", str(port)) for part in setup.cmd],

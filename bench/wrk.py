@@ -80,11 +80,13 @@ def run(
     seconds: float,
     headers: dict[str, str],
     script: str | None = None,
+    script_args: list[str] | None = None,
     connections: int = 16,
     threads: int = 1,
     cpu: int | None = None,
 ) -> WrkResult:
-    """Drive ``url`` for ``seconds`` with wrk (optionally a Lua script from bench/lua)."""
+    """Drive ``url`` for ``seconds`` with wrk (optionally a Lua script from bench/lua, whose
+    ``init(args)`` gets ``script_args``)."""
     cmd = [
         *pin(cpu),
         "wrk",
@@ -100,6 +102,8 @@ def run(
     if script:
         cmd += ["-s", str(LUA_DIR / script)]
     cmd.append(url)
+    if script_args:
+        cmd += ["--", *script_args]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr or proc.stdout}")

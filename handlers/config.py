@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_DB = "var/orgsettings.db"
@@ -22,8 +23,13 @@ class Config:
     jwt_audience: str | None = None
     jwt_leeway_seconds: int = 30
     max_body_bytes: int = 64 * 1024
+    #: How long a client may take to send the next piece of a request body (then 408).
+    body_timeout_seconds: float = 10.0
+    #: The bound on every wait for the database (a write that cannot start: 503).
+    db_wait_seconds: float = 5.0
+    #: How often API keys' last_used_at is written (its granularity).
+    key_usage_seconds: float = 30.0
     log_requests: bool = True
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, db_path: str | Path | None = None) -> Config:
@@ -40,6 +46,7 @@ class Config:
             jwt_issuer=env.get("ORGSETTINGS_JWT_ISSUER") or None,
             jwt_audience=env.get("ORGSETTINGS_JWT_AUDIENCE") or None,
             log_requests=env.get("ORGSETTINGS_LOG_REQUESTS", "1") != "0",
+            db_wait_seconds=_seconds(env, "ORGSETTINGS_DB_WAIT_SECONDS", 5.0),
         )
 
     @property
@@ -66,3 +73,17 @@ class Config:
         with os.fdopen(fd, "w") as handle:
             handle.write(secret + "\n")
         return secret
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    """A positive number of seconds from the environment; ``default`` when unset."""
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not 0 < value < 3600:
+        raise ValueError(f"{name} must be between 0 and 3600 seconds")
+    return value

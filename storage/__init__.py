@@ -1,5 +1,34 @@
-"""SQLite storage for orgsettings; nothing outside this package writes SQL."""
+"""Storage for orgsettings: one async interface (``Store``) that owns every transaction.
 
-from storage.store import NotFoundError, Store, VersionMismatchError
+Nothing outside this package writes SQL. ``open_store`` picks the backend from the location:
+a file path is SQLite (``storage.sqlite``).
+"""
 
-__all__ = ["NotFoundError", "Store", "VersionMismatchError"]
+from pathlib import Path
+
+from storage.errors import NotFoundError, StorageUnavailable, VersionMismatchError
+from storage.interface import Actor, Mutator, Store
+from storage.key_usage import DEFAULT_INTERVAL_SECONDS, KeyUsage
+from storage.sqlite.store import DEFAULT_WAIT_SECONDS, SqliteStore
+
+__all__ = [
+    "Actor",
+    "Mutator",
+    "NotFoundError",
+    "StorageUnavailable",
+    "Store",
+    "VersionMismatchError",
+    "open_store",
+]
+
+
+def open_store(
+    location: str | Path,
+    *,
+    wait_seconds: float = DEFAULT_WAIT_SECONDS,
+    key_usage_seconds: float = DEFAULT_INTERVAL_SECONDS,
+) -> Store:
+    """The store at ``location``; opening connects lazily, so it costs nothing until used."""
+    return SqliteStore(
+        location, wait_seconds=wait_seconds, key_usage=KeyUsage(interval=key_usage_seconds)
+    )

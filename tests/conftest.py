@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -9,11 +11,11 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.api_keys import mint_key
-from handlers.app import create_app
+from handlers.auth.api_keys import mint_key
+from handlers.auth.jwt import issue_token
 from handlers.config import Config
-from handlers.jwt_auth import issue_token
-from storage import Store
+from handlers.http.app import create_app
+from storage import Store, open_store
 
 OPERATOR = {"type": "operator", "id": "tests", "role": None}
 JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
@@ -29,41 +31,75 @@ ROLE_MATRIX = [
 ]
 
 
+class SyncStore:
+    """A store's async interface called synchronously, for tests arranging and re-reading
+    state: each call runs to completion on an event loop of its own."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.store, name)
+        if not inspect.iscoroutinefunction(attribute):
+            return attribute
+        return lambda *args, **kwargs: asyncio.run(attribute(*args, **kwargs))
+
+
+def sync_store(path: Path, **options: Any) -> SyncStore:
+    """A migrated store over the database at ``path``, driven synchronously."""
+    store = SyncStore(open_store(path, **options))
+    store.migrate()
+    return store
+
+
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
     """A config pointing at a fresh temporary database, with a known HS256 secret."""
-    return Config(db_path=tmp_path / "orgsettings.db", jwt_secret=JWT_SECRET, log_requests=False)
+    return Config(
+        db_path=tmp_path / "orgsettings.db",
+        jwt_secret=JWT_SECRET,
+        log_requests=False,
+        key_usage_seconds=0.05,
+    )
 
 
 @pytest.fixture
-def app(config: Config):
+def app_store(config: Config) -> Store:
+    """The store the app serves from (the app migrates it at start and closes it at stop);
+    tests replace its methods to make the database fail."""
+    return open_store(config.db_path, key_usage_seconds=config.key_usage_seconds)
+
+
+@pytest.fixture
+def app(config: Config, app_store: Store):
     """The full Connexion app (both surfaces, all middleware) over the temporary database."""
-    application = create_app(config)
-    yield application
-    application.app.extensions["orgsettings"].store.close()
+    return create_app(config, store=app_store)
 
 
 @pytest.fixture
 def client(app) -> Iterator[TestClient]:
-    """A test client that drives the app through the whole ASGI middleware stack."""
+    """A test client that drives the app through the whole ASGI stack, lifespan included."""
     with app.test_client() as test_client:
         yield test_client
 
 
 @pytest.fixture
-def store(app) -> Store:
-    """The store the app writes to, for arranging state and re-reading what a request did."""
-    return app.app.extensions["orgsettings"].store
+def store(config: Config) -> Iterator[SyncStore]:
+    """A second store over the app's database, for arranging state and re-reading what a
+    request did (as another process would)."""
+    opened = sync_store(config.db_path)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture
-def org(store: Store) -> dict[str, Any]:
+def org(store: SyncStore) -> dict[str, Any]:
     """A commercial organization with every default."""
     return store.create_org(name="Acme Health", actor=OPERATOR)
 
 
 @pytest.fixture
-def make_key(store: Store) -> Callable[..., str]:
+def make_key(store: SyncStore) -> Callable[..., str]:
     """Mint an API key for an org with the given scopes; returns the secret."""
 
     def make(org_id: str, *scopes: str) -> str:

@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 
 from conftest import bearer
-from handlers.jwt_auth import issue_token
+from handlers.auth.jwt import issue_token
+from handlers.http.app import create_app
 from live import cli, start_server
 from reliability import Client, record
+from storage import open_store
 
 SECRET_ENV = {"ORGSETTINGS_JWT_SECRET": "auth-hardening-secret-" + "a" * 32}
 WRONG_KEY = "am_live_" + "W" * 40
@@ -23,20 +25,31 @@ WRONG_TOKEN = (
 REVOKED_PROBES = 40
 
 
-def test_keys_are_looked_up_by_their_sha256_only(client, store, admin_key, monkeypatch) -> None:
+class RecordingStore:
+    """A store that records the hashes it is asked to look keys up by."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.asked: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def key_by_hash(self, key_hash: str) -> Any:
+        """Record, then look up."""
+        self.asked.append(key_hash)
+        return await self.store.key_by_hash(key_hash)
+
+
+def test_keys_are_looked_up_by_their_sha256_only(config, admin_key) -> None:
     """The store is asked for sha256(key), never the key; malformed keys don't reach it."""
-    asked: list[str] = []
-    real = store.key_by_hash
-
-    def recording(key_hash: str) -> Any:
-        asked.append(key_hash)
-        return real(key_hash)
-
-    monkeypatch.setattr(store, "key_by_hash", recording)
-    assert client.get("/v1/organization", headers=bearer(admin_key)).status_code == 200
-    assert client.get("/v1/organization", headers=bearer(WRONG_KEY)).status_code == 401
-    assert client.get("/v1/organization", headers=bearer("am_live_short")).status_code == 401
-    assert asked == [hashlib.sha256(k.encode()).hexdigest() for k in (admin_key, WRONG_KEY)]
+    recording = RecordingStore(open_store(config.db_path))
+    with create_app(config, store=recording).test_client() as client:
+        assert client.get("/v1/organization", headers=bearer(admin_key)).status_code == 200
+        assert client.get("/v1/organization", headers=bearer(WRONG_KEY)).status_code == 401
+        assert client.get("/v1/organization", headers=bearer("am_live_short")).status_code == 401
+    expected = [hashlib.sha256(k.encode()).hexdigest() for k in (admin_key, WRONG_KEY)]
+    assert recording.asked == expected
 
 
 def test_no_secret_is_stored_in_the_database(client, store, config, admin_key) -> None:

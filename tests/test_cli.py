@@ -15,11 +15,10 @@ import jwt
 import pytest
 from starlette.testclient import TestClient
 
-from conftest import JWT_SECRET, bearer
-from handlers.app import create_app
-from handlers.cli import main
+from conftest import JWT_SECRET, bearer, sync_store
+from handlers.cli.main import main
 from handlers.config import Config
-from storage import Store
+from handlers.http.app import create_app
 
 UNKNOWN_ORG = "0190a1b2-c3d4-7e5f-a7b8-c9d0e1f2a3b4"
 
@@ -62,12 +61,11 @@ def http(db: Path) -> Iterator[TestClient]:
     app = create_app(Config(db_path=db, jwt_secret=JWT_SECRET, log_requests=False))
     with app.test_client() as client:
         yield client
-    app.app.extensions["orgsettings"].store.close()
 
 
 def events(db: Path, org_id: str) -> list[dict[str, Any]]:
     """Every audit event of an org, newest first, read straight from the database."""
-    store = Store(db)
+    store = sync_store(db)
     try:
         return store.list_events(org_id, limit=100)[0]
     finally:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from conftest import MISSING_ORG, OPERATOR, ROLE_MATRIX, bearer
-from handlers.errors import CONTACT_PROTECTION_SENTENCE
+from handlers.http.errors import CONTACT_PROTECTION_SENTENCE
 
 
 def url(org_id: str) -> str:
@@ -215,11 +215,11 @@ def test_setting_the_current_value_writes_no_event(client, store, org, auth):
     assert store.get_org(org["id"])["version"] == org["version"]
 
 
-def test_an_unexpected_fault_is_a_bare_500(client, store, org, auth, monkeypatch):
+def test_an_unexpected_fault_is_a_bare_500(client, app_store, org, auth, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire at /secret/path")
 
-    monkeypatch.setattr(store, "modify_org", broken)
+    monkeypatch.setattr(app_store, "modify_org", broken)
     response = client.put(
         url(org["id"]), json={"contactProtectionPeriod": 1}, headers=auth("ADMIN", org["id"])
     )

@@ -249,11 +249,11 @@ def test_a_no_op_writes_no_event(client, store, configured, admin):
     assert store.get_org(configured["id"])["version"] == configured["version"]
 
 
-def test_an_unexpected_fault_is_the_seed_500(client, store, org, admin, monkeypatch):
+def test_an_unexpected_fault_is_the_seed_500(client, app_store, org, admin, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire at /secret/path")
 
-    monkeypatch.setattr(store, "modify_org", broken)
+    monkeypatch.setattr(app_store, "modify_org", broken)
     response = client.put(url(org["id"]), json={"missedCallMessage": "Hi"}, headers=admin)
     assert response.status_code == 500
     assert response.json() == {"error": "Failed to update configuration"}

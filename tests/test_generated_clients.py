@@ -148,8 +148,8 @@ def test_v1_client_reads_writes_and_reads_a_typed_error(
     """GET, a PATCH that succeeds, and rejected PATCHes (stale, invalid) with typed errors."""
     package = PACKAGES["v1"]
     api = importlib.import_module(f"{package}.api.organization")
-    get = importlib.import_module(f"{api.__name__}.handlers_organization_get_organization")
-    patch = importlib.import_module(f"{api.__name__}.handlers_organization_patch_organization")
+    get = importlib.import_module(f"{api.__name__}.handlers_v1_organization_get_organization")
+    patch = importlib.import_module(f"{api.__name__}.handlers_v1_organization_patch_organization")
     models = importlib.import_module(f"{package}.models")
     client = clients["v1"].AuthenticatedClient(base_url=f"{live['url']}/v1", token=live["key"])
 
@@ -183,9 +183,13 @@ def test_dashboard_client_reads_writes_and_reads_a_typed_error(
     """GET, a PUT that succeeds, and a rejected PUT whose error body is typed."""
     package = PACKAGES["dashboard"]
     api = f"{package}.api.organizations"
-    get = importlib.import_module(f"{api}.handlers_dashboard_get_missed_call_message")
-    put_cp = importlib.import_module(f"{api}.handlers_dashboard_put_contact_protection_settings")
-    put_mc = importlib.import_module(f"{api}.handlers_dashboard_put_missed_call_message")
+    get = importlib.import_module(f"{api}.handlers_dashboard_missed_call_get_missed_call_message")
+    put_cp = importlib.import_module(
+        f"{api}.handlers_dashboard_contact_protection_put_contact_protection_settings"
+    )
+    put_mc = importlib.import_module(
+        f"{api}.handlers_dashboard_missed_call_put_missed_call_message"
+    )
     models = importlib.import_module(f"{package}.models")
     client = clients["dashboard"].AuthenticatedClient(
         base_url=f"{live['url']}/api", token=live["token"]

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from conftest import JWT_SECRET, OPERATOR, bearer
-from handlers.api_keys import mint_key
+from conftest import JWT_SECRET, OPERATOR, bearer, sync_store
+from handlers.auth.api_keys import mint_key
+from handlers.auth.jwt import issue_token
 from handlers.config import Config
-from handlers.jwt_auth import issue_token
 from live import cli, start_server
 from reliability import port_of, raw_exchange, record, split_response
 
@@ -100,7 +100,7 @@ def expected_status(surface: str, case: str) -> int:
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """One app over one database for the module: org, full-scope key, ADMIN token, client."""
-    from handlers.app import create_app
+    from handlers.http.app import create_app
 
     config = Config(
         db_path=tmp_path_factory.mktemp("hostile-app") / "app.db",
@@ -108,7 +108,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         log_requests=False,
     )
     app = create_app(config)
-    store = app.app.extensions["orgsettings"].store
+    store = sync_store(config.db_path)
     org = store.create_org(name="Acme Health", actor=OPERATOR)
     secret, prefix, key_hash = mint_key()
     scopes = ["org:read", "org:admin:write", "audit:read"]
@@ -312,14 +312,14 @@ def test_a_hostile_request_id_is_replaced_by_a_ulid(shared, request_id) -> None:
 
 def test_a_stalled_body_is_408_in_process(tmp_path: Path) -> None:
     """A body that stops arriving is answered 408 in the v1 shape once the read timeout passes."""
-    from handlers.app import create_app
+    from handlers.http.app import create_app
 
     app = create_app(
         Config(
             db_path=tmp_path / "stall.db",
             jwt_secret=JWT_SECRET,
             log_requests=False,
-            extra={"body_timeout_seconds": "0.2"},
+            body_timeout_seconds=0.2,
         )
     )
     scope = {
@@ -353,7 +353,6 @@ def test_a_stalled_body_is_408_in_process(tmp_path: Path) -> None:
     TRIED.append("stalled body (in-process)")
     assert time.monotonic() - started < 3
     assert sent[0]["status"] in (401, 408)  # security runs first: no key was sent
-    app.app.extensions["orgsettings"].store.close()
 
 
 # -- a live server and raw sockets ----------------------------------------------------------

@@ -18,11 +18,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from conftest import JWT_SECRET, OPERATOR, bearer
-from handlers.app import create_app
+from conftest import JWT_SECRET, OPERATOR, bearer, sync_store
+from handlers.auth.jwt import JwtVerifier, issue_token
 from handlers.config import Config
-from handlers.errors import Unauthorized
-from handlers.jwt_auth import JwtVerifier, issue_token
+from handlers.http.app import create_app
+from handlers.http.errors import Unauthorized
 
 ISSUER = "https://auth.example.test"
 AUDIENCE = "orgsettings-dashboard"
@@ -77,17 +77,16 @@ def public_pem(private_key: Any) -> bytes:
 @pytest.fixture
 def app_with(tmp_path: Path) -> Iterator[Callable[[Config], Any]]:
     """Build extra apps from a config; yields a factory returning (test client, store)."""
-    apps = []
+    stores = []
 
     def build(config: Config):
-        app = create_app(config)
-        apps.append(app)
-        store = app.app.extensions["orgsettings"].store
-        return app.test_client(), store
+        store = sync_store(config.db_path)
+        stores.append(store)
+        return create_app(config).test_client(), store
 
     yield build
-    for app in apps:
-        app.app.extensions["orgsettings"].store.close()
+    for store in stores:
+        store.close()
 
 
 @pytest.fixture

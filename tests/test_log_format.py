@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from handlers.log_format import ACCESS_FIELDS, JsonLineFormatter
+from handlers.http.log_format import ACCESS_FIELDS, JsonLineFormatter
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 FIELDS = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from handlers import missed_call
+from handlers.rules import missed_call
 
 
 @pytest.mark.parametrize(

@@ -1,87 +1,109 @@
-"""storage/: migrations, connection pragmas, atomic writes, and concurrent writers."""
+"""storage/: migrations, connection pragmas, all-or-nothing writes, concurrent writers, key use."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import OPERATOR
-from storage import Store
-from storage.db import latest_version, schema_version
-from storage.migrations import MIGRATIONS
+from conftest import MISSING_ORG, OPERATOR, SyncStore, sync_store
+from storage import NotFoundError, open_store
+from storage.sqlite.connection import connect
+from storage.sqlite.migrations import MIGRATIONS, latest_version
 
 
-@pytest.fixture(params=[False, True], ids=["direct", "group-commit"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A migrated store over a fresh database, writing directly (CLI) or group-committed."""
-    fresh = Store(tmp_path / "storage.db", group_commit=request.param)
-    fresh.migrate()
-    yield fresh
-    fresh.close()
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    """Where this test's fresh database lives."""
+    return tmp_path / "storage.db"
 
 
-def snapshot(store: Store, org_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+@pytest.fixture
+def fresh(path: Path) -> Iterator[SyncStore]:
+    """A store over the fresh database, not migrated yet."""
+    opened = SyncStore(open_store(path))
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def store(path: Path) -> Iterator[SyncStore]:
+    """A migrated store over the fresh database, closed after the test."""
+    opened = sync_store(path)
+    yield opened
+    opened.close()
+
+
+def snapshot(store: SyncStore, org_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The org record and its whole audit trail."""
     return store.get_org(org_id), store.list_events(org_id, limit=1000)[0]
 
 
-def modify(store: Store, org_id: str, mutate: Callable, surface: str = "cli"):
+def modify(store: SyncStore, org_id: str, mutate: Callable, surface: str = "cli"):
     """modify_org as the operator, without a request id."""
     return store.modify_org(org_id, mutate, actor=OPERATOR, surface=surface, request_id=None)
 
 
-def schema(store: Store) -> list[tuple[str, str]]:
+def query(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` read through a plain sqlite3 connection, as another program would."""
+    with closing(sqlite3.connect(path)) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def schema(path: Path) -> list[tuple[Any, ...]]:
     """Every table, index and trigger definition."""
-    return list(store.db.execute("SELECT name, sql FROM sqlite_master ORDER BY name").fetchall())
+    return query(path, "SELECT name, sql FROM sqlite_master ORDER BY name")
+
+
+class Refused(Exception):
+    """Raised by a mutator to reject a change."""
+
+
+def refuse(current: dict[str, Any]) -> tuple[dict[str, Any], None]:
+    """A mutator that changes its copy, then rejects the change."""
+    current["name"] = "Half-done"
+    raise Refused
 
 
 # -- migrations ---------------------------------------------------------------------------------
 
 
-def test_migrate_brings_a_new_database_to_the_latest_version(tmp_path):
-    """A new database ends at user_version == number of migrations."""
-    fresh = Store(tmp_path / "new.db")
-    try:
-        assert schema_version(fresh.db) == 0
-        assert fresh.migrate() == latest_version() == len(MIGRATIONS)
-        assert fresh.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
-        assert fresh.is_ready()
-    finally:
-        fresh.close()
+def test_migrate_brings_a_new_database_to_the_latest_version(fresh, path):
+    """A new database ends at user_version == number of migrations, and is then ready."""
+    assert fresh.migrate() == latest_version() == len(MIGRATIONS)
+    assert query(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+    assert fresh.is_ready() is True
 
 
-def test_migrate_again_is_a_no_op(store, org):
+def test_migrate_again_is_a_no_op(store, org, path):
     """Re-running migrations changes neither the schema nor the data."""
-    before_schema, before_data = schema(store), snapshot(store, org["id"])
+    before_schema, before_data = schema(path), snapshot(store, org["id"])
     assert store.migrate() == latest_version()
-    assert (schema(store), snapshot(store, org["id"])) == (before_schema, before_data)
+    assert (schema(path), snapshot(store, org["id"])) == (before_schema, before_data)
 
 
-def test_migrate_from_another_store_on_the_same_file_is_a_no_op(tmp_path, store, org):
+def test_migrate_from_another_store_on_the_same_file_is_a_no_op(store, org, path):
     """A second process starting on a migrated database leaves it as it is."""
-    before = schema(store)
-    second = Store(store.path)
+    before = schema(path), snapshot(store, org["id"])
+    second = sync_store(path)
     try:
         assert second.migrate() == latest_version()
-        assert schema(second) == before
-        assert second.get_org(org["id"]) == store.get_org(org["id"])
+        assert (schema(path), snapshot(second, org["id"])) == before
     finally:
         second.close()
 
 
-def test_unmigrated_database_is_not_ready(tmp_path):
+def test_unmigrated_database_is_not_ready(fresh):
     """/readyz's check fails until the schema is current."""
-    fresh = Store(tmp_path / "unmigrated.db")
-    try:
-        assert fresh.is_ready() is False
-    finally:
-        fresh.close()
+    assert fresh.is_ready() is False
 
 
 # -- connection pragmas -------------------------------------------------------------------------
@@ -89,51 +111,45 @@ def test_unmigrated_database_is_not_ready(tmp_path):
 
 @pytest.mark.parametrize(
     ("pragma", "expected"),
-    [("journal_mode", "wal"), ("synchronous", 2), ("foreign_keys", 1)],
+    [("journal_mode", "wal"), ("synchronous", 2), ("foreign_keys", 1), ("busy_timeout", 5000)],
 )
-@pytest.mark.parametrize("where", ["main-thread", "worker-thread"])
-def test_every_connection_has_the_durability_pragmas(store, pragma, expected, where):
-    """WAL, synchronous=FULL and foreign keys on, for every thread's connection."""
-    seen: list[Any] = []
-
-    def read() -> None:
-        seen.append(store.db.execute(f"PRAGMA {pragma}").fetchone()[0])
-
-    if where == "main-thread":
-        read()
-    else:
-        thread = threading.Thread(target=read)
-        thread.start()
-        thread.join()
-    assert seen == [expected]
+def test_every_connection_has_the_durability_pragmas(path, pragma, expected):
+    """connect() turns on WAL, synchronous=FULL, foreign keys and the bounded busy wait."""
+    with closing(connect(path, 5.0)) as db:
+        assert db.execute(f"PRAGMA {pragma}").fetchone()[0] == expected
 
 
-def test_foreign_keys_are_enforced(store):
-    """A brand for an organization that does not exist is refused by the database."""
-    with pytest.raises(sqlite3.IntegrityError):
-        store.db.execute(
+def test_wal_mode_is_kept_in_the_database_file(store, path):
+    """Any program opening the store's file finds it in WAL mode."""
+    assert query(path, "PRAGMA journal_mode") == [("wal",)]
+
+
+def test_foreign_keys_are_enforced(store, path):
+    """A brand row for an organization that does not exist is refused by the database."""
+    with closing(connect(path, 5.0)) as db, pytest.raises(sqlite3.IntegrityError):
+        db.execute(
             "INSERT INTO brands (id, organization_id, status, campaign_count, created_at)"
             " VALUES ('b', 'no-such-org', 'ACTIVE', 0, '2026-01-01T00:00:00Z')"
         )
+    assert query(path, "SELECT COUNT(*) FROM brands") == [(0,)]
+
+
+def test_a_brand_for_a_missing_organization_writes_nothing(store, path):
+    """create_brand for an unknown organization raises NotFoundError; no brand, no event."""
+    with pytest.raises(NotFoundError):
+        store.create_brand(org_id=MISSING_ORG, status="ACTIVE", campaigns=1, actor=OPERATOR)
+    assert query(path, "SELECT COUNT(*) FROM brands") == [(0,)]
+    assert query(path, "SELECT COUNT(*) FROM audit_events") == [(0,)]
 
 
 # -- modify_org is all or nothing ---------------------------------------------------------------
 
 
-class Refused(Exception):
-    """Raised by a mutator to reject a change."""
-
-
 def test_mutate_raising_changes_nothing(store, org):
     """When the mutator raises, the error propagates and no row or event is written."""
     before = snapshot(store, org["id"])
-
-    def mutate(current: dict[str, Any]) -> tuple[dict[str, Any], None]:
-        current["name"] = "Half-done"
-        raise Refused
-
     with pytest.raises(Refused):
-        modify(store, org["id"], mutate)
+        modify(store, org["id"], refuse)
     assert snapshot(store, org["id"]) == before
 
 
@@ -156,8 +172,8 @@ def test_row_that_breaks_a_constraint_changes_nothing(store, org):
 
 def test_store_keeps_working_after_a_rolled_back_write(store, org):
     """A rejected write releases the write lock and the transaction."""
-    with pytest.raises(Refused):
-        modify(store, org["id"], lambda o: (_ for _ in ()).throw(Refused()))
+    with pytest.raises(sqlite3.IntegrityError):
+        modify(store, org["id"], lambda o: ({**o, "mms_retention_days": 200}, None))
     updated, event = modify(store, org["id"], lambda o: ({**o, "name": "After"}, None))
     assert (updated["name"], updated["version"]) == ("After", 2)
     assert event is not None
@@ -169,6 +185,7 @@ def test_change_and_event_are_committed_together(store, org):
     org_after, trail = snapshot(store, org["id"])
     assert org_after == updated
     assert updated["version"] == org["version"] + 1
+    assert [e["type"] for e in trail] == ["organization.updated", "organization.created"]
     assert trail[0] == event
     assert event["changes"] == {"is_reseller": {"from": False, "to": True}}
     assert event["created_at"] == updated["updated_at"]  # one instant for change and record
@@ -192,45 +209,66 @@ CHANGES: list[tuple[str, Callable[[dict[str, Any]], None], Any]] = [
     ("mms_retention_days", lambda o: o.update(mms_retention_days=14), 14),
     ("is_reseller", lambda o: o.update(is_reseller=True), True),
     ("quiet_hours.start", lambda o: o["quiet_hours"].update(start="22:00"), "22:00"),
-    (
-        "auto_replies.help_text",
-        lambda o: o["auto_replies"].update(help_text="Call us."),
-        "Call us.",
-    ),
+    ("auto_replies.help_text", lambda o: o["auto_replies"].update(help_text="Hi."), "Hi."),
     ("contact_protection_period", lambda o: o.update(contact_protection_period=48), 48),
 ]
 
 
-def _lookup(org: dict[str, Any], path: str) -> Any:
+def change(index: int) -> Callable[[dict[str, Any]], tuple[dict[str, Any], None]]:
+    """A mutator applying CHANGES[index] slowly, to widen any read-modify-write race."""
+
+    def mutate(current: dict[str, Any]) -> tuple[dict[str, Any], None]:
+        CHANGES[index][1](current)
+        time.sleep(0.01)
+        return current, None
+
+    return mutate
+
+
+def lookup(org: dict[str, Any], dotted: str) -> Any:
+    """The value at a dotted path of a record."""
     value: Any = org
-    for part in path.split("."):
+    for part in dotted.split("."):
         value = value[part]
     return value
 
 
-@pytest.mark.parametrize("stores", [1, 2], ids=["one-store", "two-stores"])
-def test_concurrent_changes_never_lose_an_update(store, org, stores):
-    """Eight threads each changing a different field: every change lands, one event each.
+def assert_every_change_landed_once(store: SyncStore, org_id: str) -> None:
+    """Every field of CHANGES has its new value, with one event and one version each."""
+    final, trail = snapshot(store, org_id)
+    assert {p: lookup(final, p) for p, _, _ in CHANGES} == {p: v for p, _, v in CHANGES}
+    assert final["version"] == 1 + len(CHANGES)
+    updates = [e for e in trail if e["type"] == "organization.updated"]
+    assert sorted(p for e in updates for p in e["changes"]) == sorted(p for p, _, _ in CHANGES)
+    assert all(len(e["changes"]) == 1 for e in updates)
 
-    With two stores on one file the threads also contend through the file lock, as two
-    server processes would.
-    """
-    group_commit = store.group is not None
-    pool = [store] + [Store(store.path, group_commit=group_commit) for _ in range(stores - 1)]
+
+def test_concurrent_tasks_on_one_store_never_lose_an_update(store, org, path):
+    """Eight asyncio tasks each changing a different field: every change lands, one event each."""
+
+    async def main() -> None:
+        shared = open_store(path)
+        modify = partial(shared.modify_org, actor=OPERATOR, surface="v1", request_id=None)
+        try:
+            writes = (modify(org["id"], change(i)) for i in range(len(CHANGES)))
+            await asyncio.wait_for(asyncio.gather(*writes), timeout=30)
+        finally:
+            await shared.close()
+
+    asyncio.run(main())
+    assert_every_change_landed_once(store, org["id"])
+
+
+def test_concurrent_stores_on_one_file_never_lose_an_update(store, org, path):
+    """Eight threads over four stores on one file (as four processes): no change is lost."""
+    pool = [sync_store(path) for _ in range(4)]
     barrier = threading.Barrier(len(CHANGES))
     failures: list[BaseException] = []
 
     def worker(index: int) -> None:
-        _, apply, _ = CHANGES[index]
-
-        def mutate(current: dict[str, Any]) -> tuple[dict[str, Any], None]:
-            apply(current)
-            time.sleep(0.01)  # widen the read-modify-write window a racing writer could hit
-            return current, None
-
         try:
-            barrier.wait()
-            modify(pool[index % len(pool)], org["id"], mutate)
+            barrier.wait(timeout=10)
+            modify(pool[index % len(pool)], org["id"], change(index))
         except BaseException as exc:  # reported by the assertion below
             failures.append(exc)
 
@@ -238,18 +276,50 @@ def test_concurrent_changes_never_lose_an_update(store, org, stores):
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=60)
-    for extra in pool[1:]:
+        thread.join(timeout=30)
+    for extra in pool:
         extra.close()
-
     assert failures == []
-    final, trail = snapshot(store, org["id"])
-    assert {path: _lookup(final, path) for path, _, _ in CHANGES} == {
-        path: value for path, _, value in CHANGES
-    }
-    assert final["version"] == 1 + len(CHANGES)
-    updates = [e for e in trail if e["type"] == "organization.updated"]
-    assert sorted(path for e in updates for path in e["changes"]) == sorted(
-        path for path, _, _ in CHANGES
+    assert_every_change_landed_once(store, org["id"])
+
+
+# -- when keys were last used -------------------------------------------------------------------
+
+
+def make_key(store: SyncStore, org_id: str) -> tuple[str, str]:
+    """A new API key for the org; returns its id and hash."""
+    key_hash = "ab" * 32
+    key = store.create_key(
+        org_id=org_id, key_hash=key_hash, prefix="osk_test", scopes=["org:read"], actor=OPERATOR
     )
-    assert all(len(e["changes"]) == 1 for e in updates)
+    return key["id"], key_hash
+
+
+def test_noted_key_use_is_written_within_a_second(path):
+    """note_key_use reaches last_used_at by the next flush, without any write to carry it."""
+    fast = sync_store(path, key_usage_seconds=0.05)
+    try:
+        org = fast.create_org(name="Acme", actor=OPERATOR)
+        key_id, key_hash = make_key(fast, org["id"])
+        fast.note_key_use(key_id)
+        deadline = time.monotonic() + 1.0
+        while fast.key_by_hash(key_hash)["last_used_at"] is None:
+            assert time.monotonic() < deadline, "last_used_at not written within a second"
+            time.sleep(0.01)
+    finally:
+        fast.close()
+
+
+def test_close_writes_pending_key_uses(path):
+    """A use noted long before its flush is due is written when the store closes."""
+    slow = sync_store(path, key_usage_seconds=3600)
+    org = slow.create_org(name="Acme", actor=OPERATOR)
+    key_id, key_hash = make_key(slow, org["id"])
+    slow.note_key_use(key_id)
+    assert slow.key_by_hash(key_hash)["last_used_at"] is None
+    slow.close()
+    reopened = sync_store(path)
+    try:
+        assert reopened.key_by_hash(key_hash)["last_used_at"] is not None
+    finally:
+        reopened.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import sqlite3
 from typing import Any
 
@@ -211,9 +212,12 @@ def test_another_orgs_cursor_reveals_nothing_of_it(client, store, org, admin_key
         "UPDATE audit_events SET attestation = 'forged'",
     ],
 )
-def test_audit_events_are_append_only(store, org, sql):
-    """The database itself refuses to change or delete an event."""
+def test_audit_events_are_append_only(config, store, org, sql):
+    """The database itself refuses to change or delete an event, whoever connects."""
     before = all_events(store, org["id"])
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        store.db.execute(sql)
+    with (
+        contextlib.closing(sqlite3.connect(config.db_path)) as conn,
+        pytest.raises(sqlite3.DatabaseError, match="append-only"),
+    ):
+        conn.execute(sql)
     assert all_events(store, org["id"]) == before

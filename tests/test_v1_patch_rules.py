@@ -602,7 +602,7 @@ def test_effective_change_bumps_version_and_records_one_event(
 
 def test_event_actor_is_the_api_key(client, store, org, admin_key):
     """The event names the key that made the change, with no role."""
-    from handlers.api_keys import hash_key
+    from handlers.auth.api_keys import hash_key
 
     patch(client, admin_key, {"name": "Renamed"})
     key_id = store.key_by_hash(hash_key(admin_key))["id"]

@@ -57,4 +57,5 @@ def put_contact_protection(organizationId: str, body: dict[str, Any]) -> Any:
 
 
 app = FlaskApp(__name__, specification_dir=Path(__file__).parent)
-app.add_api("spec.yaml")
+# spec.yaml is a Jinja2 template shared with the AsyncApp peer: its handlers live in this module.
+app.add_api("spec.yaml", arguments={"module": "connexion_stock"})

@@ -8,11 +8,11 @@ import type { components as Dash, paths as DashPaths } from "./generated/dashboa
 type Organization = V1["schemas"]["Organization"];
 type OrganizationUpdate = V1["schemas"]["OrganizationUpdate"];
 type V1Error = V1["schemas"]["Error"];
-type Patch = V1Ops["handlers.organization.patch_organization"];
+type Patch = V1Ops["handlers.v1.organization.patch_organization"];
 type PatchOk = Patch["responses"][200]["content"]["application/json"];
 type PatchRejected = Patch["responses"][422]["content"]["application/json"];
 type PatchStale = Patch["responses"][412]["content"]["application/json"];
-type AuditPage = V1Ops["handlers.audit_events.list_audit_events"]["responses"][200]["content"]["application/json"];
+type AuditPage = V1Ops["handlers.v1.audit_events.list_audit_events"]["responses"][200]["content"]["application/json"];
 
 const CP = "/organizations/{organizationId}/contact-protection-settings" as const;
 const MC = "/organizations/{organizationId}/missed-call-message" as const;

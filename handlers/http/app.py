@@ -1,0 +1,159 @@
+"""The app factory: one Connexion ``AsyncApp`` serving both surfaces over one store.
+
+Everything is wired through Connexion's documented extension points: ``add_api`` with a
+``validator_map`` (strict JSON, every error at once), a ``security_map`` (API keys on /v1, JWTs
+on /api) and a ``Resolver`` that hands each operation its ``Services``; one error handler
+(``add_error_handler``) that answers in each surface's shape; the request-id/limits/log
+middleware in the ``middlewares`` list; the probes through ``add_url_rule``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import connexion
+import orjson
+import yaml
+from connexion.exceptions import ProblemException
+from connexion.jsonifier import Jsonifier
+from connexion.middleware import MiddlewarePosition
+from connexion.options import SwaggerUIOptions
+from connexion.resolver import Resolver
+from starlette.exceptions import HTTPException
+
+from handlers.auth.api_keys import KeyAuthenticator
+from handlers.auth.jwt import JwtAuthenticator, JwtVerifier
+from handlers.auth.scopes import OperationScopes
+from handlers.auth.security import bearer_security_map
+from handlers.config import Config
+from handlers.http import probes
+from handlers.http.errors import ApiError, ErrorRenderer
+from handlers.http.middleware import RequestContext
+from handlers.http.routes import AllowedMethods
+from handlers.http.validation import validator_map
+from storage import StorageUnavailable, Store, open_store
+
+SPEC_DIR = Path(__file__).resolve().parent.parent.parent / "openapi"
+
+
+@dataclass(frozen=True)
+class Services:
+    """What operations need besides their request: passed as their first argument."""
+
+    config: Config
+    store: Store
+
+
+def load_spec(name: str) -> dict[str, Any]:
+    """Parse one spec file from openapi/."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster start-up
+    with (SPEC_DIR / name).open() as handle:
+        return yaml.load(handle, Loader=loader)
+
+
+def read_only_fields(spec: dict[str, Any], schema: str) -> frozenset[str]:
+    """Properties the named schema marks ``readOnly``: a request naming one is told so."""
+    props = spec.get("components", {}).get("schemas", {}).get(schema, {}).get("properties", {})
+    return frozenset(name for name, prop in props.items() if prop.get("readOnly"))
+
+
+class ServicesResolver(Resolver):
+    """Resolves an operationId to its function with ``Services`` bound as first argument."""
+
+    def __init__(self, services: Services) -> None:
+        super().__init__()
+        self.services = services
+
+    def resolve_function_from_operation_id(self, operation_id: str) -> Callable[..., Any]:
+        """The handler named by ``operation_id``, taking the rest of its arguments from
+        Connexion (path and query parameters, ``body``, ``token_info``)."""
+        function = super().resolve_function_from_operation_id(operation_id)
+        return functools.partial(function, self.services)
+
+
+class OrjsonModule:
+    """The ``json`` module interface Connexion's Jsonifier calls, backed by orjson: compact
+    output in the order handlers build, about a twentieth of json.dumps' time."""
+
+    @staticmethod
+    def dumps(data: Any, **_options: Any) -> str:
+        """Serialize ``data`` (Jsonifier's keyword options are json.dumps-only)."""
+        return orjson.dumps(data).decode()
+
+    @staticmethod
+    def loads(data: str | bytes) -> Any:
+        """Parse JSON text."""
+        return orjson.loads(data)
+
+
+def _lifespan(store: Store) -> Callable[[Any], contextlib.AbstractAsyncContextManager[None]]:
+    """Migrate when the server starts; write what is pending and close when it stops."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        await store.migrate()
+        try:
+            yield
+        finally:
+            await store.close()
+
+    return lifespan
+
+
+def create_app(config: Config | None = None, store: Store | None = None) -> connexion.AsyncApp:
+    """Build the app over ``store`` (by default the one ``config`` names).
+
+    The store is migrated when the app starts (ASGI lifespan) and closed when it stops.
+    """
+    config = config or Config.from_env()
+    store = store or open_store(
+        config.db_path,
+        wait_seconds=config.db_wait_seconds,
+        key_usage_seconds=config.key_usage_seconds,
+    )
+    services = Services(config=config, store=store)
+    v1 = load_spec("v1.yaml")
+    dashboard = load_spec("dashboard.yaml")
+    app = connexion.AsyncApp(
+        __name__,
+        specification_dir=SPEC_DIR,
+        jsonifier=Jsonifier(OrjsonModule),
+        lifespan=_lifespan(store),
+        resolver=ServicesResolver(services),
+        strict_validation=True,
+        swagger_ui_options=SwaggerUIOptions(spec_path="/openapi.json", swagger_ui_path="/ui"),
+    )
+    keys = KeyAuthenticator(store, OperationScopes(v1, "/v1"))
+    app.add_api(
+        v1,
+        name="v1",
+        base_path="/v1",
+        security_map=bearer_security_map(keys),
+        validator_map=validator_map(read_only_fields(v1, "Organization")),
+    )
+    jwt = JwtAuthenticator(JwtVerifier.from_config(config))
+    app.add_api(
+        dashboard,
+        name="dashboard",
+        base_path="/api",
+        security_map=bearer_security_map(jwt),
+        validator_map=validator_map(frozenset()),
+    )
+    render = ErrorRenderer(AllowedMethods([(v1, "/v1"), (dashboard, "/api")]))
+    for exc in (Exception, ProblemException, HTTPException, ApiError, StorageUnavailable):
+        app.add_error_handler(exc, render)
+    app.add_middleware(
+        RequestContext,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        max_body_bytes=config.max_body_bytes,
+        log_requests=config.log_requests,
+        body_timeout_seconds=config.body_timeout_seconds,
+    )
+    app.add_url_rule("/healthz", "healthz", probes.healthz(), methods=["GET"])
+    app.add_url_rule("/readyz", "readyz", probes.readyz(store), methods=["GET"])
+    return app

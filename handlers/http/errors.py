@@ -1,0 +1,267 @@
+"""Typed errors, and the one place that turns any error into a surface's error body.
+
+The developer API (/v1) answers ``{"success": false, "error": {code, message, details,
+request_id}}``; the dashboard API (/api) answers ``{"error": "...", "details": "..."}`` as its
+published pages do. Handlers, the auth layer and the validators raise ``ApiError`` subclasses;
+Connexion's and Starlette's own errors, and the storage layer's ``StorageUnavailable``, are
+translated here too, so no client ever sees Connexion's default problem+json.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from connexion.exceptions import (
+    BadRequestProblem,
+    OAuthProblem,
+    OAuthScopeProblem,
+    ProblemException,
+    UnsupportedMediaTypeProblem,
+)
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from starlette.exceptions import HTTPException
+
+from handlers.http import request_context
+from storage import StorageUnavailable
+
+log = logging.getLogger("orgsettings.errors")
+
+CONTACT_PROTECTION_SENTENCE = (
+    "contactProtectionPeriod must be a non-negative integer between 0 and 720 hours"
+)
+
+
+class ApiError(Exception):
+    """An error with a status, a machine code, a human message and optional details."""
+
+    status = 500
+    code = "INTERNAL"
+    message = "internal error"
+    #: The ``error`` sentence on the dashboard surface, when it differs from ``message``.
+    dashboard_message: str | None = None
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+        dashboard_message: str | None = None,
+    ) -> None:
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.code = code or self.code
+        self.details = details
+        self.headers = headers or {}
+        if dashboard_message is not None:
+            self.dashboard_message = dashboard_message
+
+
+class InvalidJson(ApiError):
+    status, code, message = 400, "INVALID_JSON", "request body is not valid JSON"
+    dashboard_message = "Invalid JSON body"
+
+
+class BadRequest(ApiError):
+    status, code, message = 400, "BAD_REQUEST", "bad request"
+    dashboard_message = "Bad request"
+
+
+class Unauthorized(ApiError):
+    status, code, message = 401, "UNAUTHORIZED", "authentication failed"
+    dashboard_message = "Unauthorized"
+
+    def __init__(self, details: Any = None, **kwargs: Any) -> None:
+        super().__init__(details=details, headers={"WWW-Authenticate": "Bearer"}, **kwargs)
+
+
+class Forbidden(ApiError):
+    status, code, message = 403, "FORBIDDEN", "missing required scope"
+    dashboard_message = "Forbidden"
+
+
+class NotFound(ApiError):
+    status, code, message = 404, "NOT_FOUND", "resource not found"
+    dashboard_message = "Not found"
+
+
+class MethodNotAllowed(ApiError):
+    status, code, message = 405, "METHOD_NOT_ALLOWED", "method not allowed"
+    dashboard_message = "Method not allowed"
+
+
+class RequestTimeout(ApiError):
+    """The client declared a body and stopped sending it (a slow or lying Content-Length)."""
+
+    status, code, message = 408, "REQUEST_TIMEOUT", "request body was not received in time"
+    dashboard_message = "Request timeout"
+
+
+class PreconditionFailed(ApiError):
+    status, code, message = 412, "PRECONDITION_FAILED", "If-Match does not match the current ETag"
+
+
+class PayloadTooLarge(ApiError):
+    status, code, message = 413, "PAYLOAD_TOO_LARGE", "request body is larger than 64 KiB"
+    dashboard_message = "Payload too large"
+
+
+class UnsupportedMediaType(ApiError):
+    status, code, message = 415, "UNSUPPORTED_MEDIA_TYPE", "unsupported content type"
+    dashboard_message = "Unsupported media type"
+
+
+class ValidationFailed(ApiError):
+    """Schema violations: ``details`` maps every offending dotted field path to a message."""
+
+    status, code, message = 422, "VALIDATION_FAILED", "request validation failed"
+
+
+class ServiceUnavailable(ApiError):
+    """The database could not take the request within its bounded wait; nothing changed."""
+
+    status, code, message = 503, "SERVICE_UNAVAILABLE", "service temporarily unavailable"
+    dashboard_message = "Service unavailable"
+
+
+class RuleViolation(ApiError):
+    """A business rule JSON Schema cannot express (RESELLER_*, ATTESTATION_REQUIRED, ...)."""
+
+    status = 422
+
+
+def is_dashboard(path: str) -> bool:
+    """True for requests to the dashboard surface."""
+    return path == "/api" or path.startswith("/api/")
+
+
+def from_exception(exc: Exception) -> ApiError:
+    """Translate any exception into an ApiError (unknown ones become a bare 500)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, StorageUnavailable):
+        return ServiceUnavailable(details=exc.reason, headers={"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, OAuthScopeProblem):
+        return Forbidden()
+    if isinstance(exc, OAuthProblem):
+        return Unauthorized(details=_detail(exc))
+    if isinstance(exc, UnsupportedMediaTypeProblem):
+        return UnsupportedMediaType(details=_detail(exc))
+    if isinstance(exc, BadRequestProblem):
+        return BadRequest(details=_detail(exc))
+    if isinstance(exc, ProblemException):
+        return _by_status(exc.status, _detail(exc))
+    if isinstance(exc, HTTPException):
+        err = _by_status(exc.status_code, None)
+        # Starlette's 405 for a docs route (POST /v1/ui, say) names the methods it allows.
+        if isinstance(err, MethodNotAllowed) and (exc.headers or {}).get("Allow"):
+            methods = sorted(m.strip() for m in exc.headers["Allow"].split(","))
+            err.headers["Allow"] = ", ".join(methods)  # Starlette's order is a set's
+        return err
+    return ApiError()
+
+
+def _detail(exc: ProblemException) -> str | None:
+    return str(exc.detail) if exc.detail else None
+
+
+def _by_status(status: int, detail: str | None) -> ApiError:
+    for cls in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        RequestTimeout,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        ServiceUnavailable,
+    ):
+        if cls.status == status:
+            return cls() if cls is Unauthorized else cls(details=detail)
+    if 400 <= status < 500:
+        err = BadRequest(details=detail)
+        err.status = status
+        return err
+    return ApiError()
+
+
+def render(
+    err: ApiError, path: str, request_id: str, method: str = "GET"
+) -> tuple[int, bytes, dict]:
+    """The status, JSON body and headers of ``err`` in the shape of ``path``'s surface."""
+    if is_dashboard(path):
+        status, body = _dashboard_body(err, path, method)
+    else:
+        status = err.status
+        error: dict[str, Any] = {"code": err.code, "message": err.message}
+        if err.details is not None:
+            # v1 details are always an object; a bare sentence goes under "reason".
+            details = err.details
+            error["details"] = details if isinstance(details, dict) else {"reason": str(details)}
+        error["request_id"] = request_id
+        body = {"success": False, "error": error}
+    return status, json.dumps(body).encode(), dict(err.headers)
+
+
+def _dashboard_body(err: ApiError, path: str, method: str) -> tuple[int, dict[str, Any]]:
+    if err.status >= 500 and not isinstance(err, ServiceUnavailable):
+        failed = method == "PUT" and path.endswith("/missed-call-message")
+        return err.status, {
+            "error": "Failed to update configuration" if failed else "Internal server error"
+        }
+    if isinstance(err, ValidationFailed):
+        fields = err.details if isinstance(err.details, dict) else {}
+        # On the contact-protection PUT a body that is not an object has no valid period either.
+        about_period = any(k.split(".")[0] == "contactProtectionPeriod" for k in fields) or (
+            "body" in fields and path.endswith("/contact-protection-settings")
+        )
+        sentence = (
+            CONTACT_PROTECTION_SENTENCE
+            if about_period
+            else err.dashboard_message or "Validation error"
+        )
+        return 400, {"error": sentence, "details": _flatten(err.details)}
+    body: dict[str, Any] = {"error": err.dashboard_message or err.message}
+    body["details"] = _flatten(err.details) if err.details is not None else err.message
+    return err.status, body
+
+
+def _flatten(details: Any) -> str:
+    """Dashboard ``details`` is a string: join a field map into one readable sentence."""
+    if isinstance(details, dict):
+        return "; ".join(f"{k}: {v}" if k else str(v) for k, v in details.items())
+    return str(details)
+
+
+class ErrorRenderer:
+    """The handler Connexion calls for every exception (``add_error_handler``)."""
+
+    def __init__(self, allow_for: Callable[[str], str | None]) -> None:
+        #: A path's Allow header value from the specs (None for paths outside them).
+        self.allow_for = allow_for
+
+    async def __call__(self, request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+        """Render ``exc`` in the shape of the request's surface."""
+        info = request_context.current()
+        err = from_exception(exc)
+        path = request.url.path
+        if isinstance(exc, HTTPException) and exc.status_code == 404:
+            # No route took the path (Starlette's router): say so in the surface's words.
+            reason = "no such resource"
+            err = NotFound(details=reason.capitalize() if is_dashboard(path) else {"path": reason})
+        if err.status >= 500 and not isinstance(err, ServiceUnavailable):
+            log.error("unhandled error", exc_info=exc, extra={"request_id": info.request_id})
+        if isinstance(err, MethodNotAllowed):
+            # A spec path's methods come from the spec; others (docs, probes) from the router.
+            allowed = self.allow_for(path)
+            if allowed is not None:
+                err.headers["Allow"] = allowed
+        status, body, headers = render(err, path, info.request_id, request.method)
+        return ConnexionResponse(
+            status_code=status, body=body, headers=headers, mimetype="application/json"
+        )

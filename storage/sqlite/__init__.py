@@ -1,0 +1,1 @@
+"""The SQLite backend (sqlite-utils): connections, migrations, the group-commit writer, SQL."""

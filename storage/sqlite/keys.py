@@ -1,0 +1,83 @@
+"""SQL for API keys: create, look up by hash, revoke, and record when keys were last used."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlite_utils import Database
+from ulid import ULID
+
+from storage.errors import NotFoundError
+from storage.interface import Actor
+from storage.records import from_json, to_json, utcnow
+from storage.sqlite import audit, organizations
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    key = {k: v for k, v in row.items() if k != "key_hash"}
+    key["scopes"] = from_json(row["scopes"])
+    return key
+
+
+def create(
+    db: Database, *, org_id: str, key_hash: str, prefix: str, scopes: list[str], actor: Actor
+) -> dict[str, Any]:
+    """Insert a key (its hash only) and record api_key.created."""
+    row = {
+        "id": f"key_{ULID()}",
+        "organization_id": org_id,
+        "key_hash": key_hash,
+        "prefix": prefix,
+        "scopes": to_json(sorted(set(scopes))),
+        "created_at": utcnow(),
+        "revoked_at": None,
+        "last_used_at": None,
+    }
+    organizations.read(db, org_id)
+    db["api_keys"].insert(row)
+    shown = {"id": row["id"], "prefix": prefix, "scopes": from_json(row["scopes"])}
+    audit.record(
+        db,
+        type_="api_key.created",
+        org_id=org_id,
+        actor=actor,
+        changes={"api_key": {"from": None, "to": shown}},
+    )
+    return _public(row)
+
+
+def by_hash(db: Database, key_hash: str) -> dict[str, Any] | None:
+    """The key stored under this hash (an indexed lookup, no secret comparison)."""
+    cursor = db.conn.execute("SELECT * FROM api_keys WHERE key_hash = ?", [key_hash])
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return _public(dict(zip((c[0] for c in cursor.description), row, strict=True)))
+
+
+def revoke(db: Database, key_id: str, actor: Actor) -> dict[str, Any]:
+    """Revoke a key once; records api_key.revoked the first time."""
+    rows = list(db.query("SELECT * FROM api_keys WHERE id = ?", [key_id]))
+    if not rows:
+        raise NotFoundError(key_id)
+    row = rows[0]
+    if row["revoked_at"] is None:
+        row["revoked_at"] = utcnow()
+        db["api_keys"].update(key_id, {"revoked_at": row["revoked_at"]})
+        audit.record(
+            db,
+            type_="api_key.revoked",
+            org_id=row["organization_id"],
+            actor=actor,
+            changes={"api_key.revoked_at": {"from": None, "to": row["revoked_at"]}},
+        )
+    return _public(row)
+
+
+def touch(db: Database, used: dict[str, str]) -> None:
+    """Set last_used_at for each key id to its time of use, never moving it backwards."""
+    db.conn.executemany(
+        "UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2"
+        " AND (last_used_at IS NULL OR last_used_at < ?1)",
+        [(when, key_id) for key_id, when in used.items()],
+    )

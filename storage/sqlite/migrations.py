@@ -1,0 +1,126 @@
+"""Numbered, append-only schema steps; step N brings the database to PRAGMA user_version N.
+
+Never edit or reorder a released step: add a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlite_utils import Database
+
+
+def _001_initial(db: Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE organizations (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            billing_email TEXT,
+            plan TEXT NOT NULL DEFAULT 'payg',
+            throughput_tier INTEGER NOT NULL DEFAULT 1 CHECK (throughput_tier >= 1),
+            tenant_type TEXT NOT NULL DEFAULT 'commercial'
+                CHECK (tenant_type IN ('commercial', 'personal')),
+            message_retention_days INTEGER NOT NULL DEFAULT 90
+                CHECK (message_retention_days BETWEEN 30 AND 365),
+            mms_retention_days INTEGER NOT NULL DEFAULT 30
+                CHECK (mms_retention_days BETWEEN 1 AND 365
+                       AND mms_retention_days <= message_retention_days),
+            is_reseller INTEGER NOT NULL DEFAULT 0 CHECK (is_reseller IN (0, 1)),
+            quiet_hours TEXT NOT NULL,
+            auto_replies TEXT NOT NULL,
+            contact_protection_period INTEGER NOT NULL DEFAULT 0
+                CHECK (contact_protection_period BETWEEN 0 AND 720),
+            missed_call_message TEXT,
+            missed_call_auto_message_enabled INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            version INTEGER NOT NULL DEFAULT 1
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            organization_id TEXT NOT NULL REFERENCES organizations(id),
+            key_hash TEXT NOT NULL UNIQUE,
+            prefix TEXT NOT NULL,
+            scopes TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT,
+            last_used_at TEXT
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE brands (
+            id TEXT PRIMARY KEY,
+            organization_id TEXT NOT NULL REFERENCES organizations(id),
+            status TEXT NOT NULL CHECK (status IN ('ACTIVE', 'PENDING', 'REJECTED')),
+            campaign_count INTEGER NOT NULL DEFAULT 0 CHECK (campaign_count >= 0),
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX brands_by_org ON brands (organization_id)")
+    db.execute(
+        """
+        CREATE TABLE audit_events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            organization_id TEXT NOT NULL REFERENCES organizations(id),
+            actor TEXT NOT NULL,
+            surface TEXT NOT NULL CHECK (surface IN ('v1', 'dashboard', 'cli')),
+            request_id TEXT,
+            changes TEXT NOT NULL,
+            attestation TEXT,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX audit_by_org ON audit_events (organization_id, seq)")
+    # Append-only: the database itself refuses to change or drop an event.
+    db.execute(
+        """
+        CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+        BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END
+        """
+    )
+    db.execute(
+        """
+        CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+        BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_001_initial]
+
+
+def schema_version(db: Database) -> int:
+    """The migration number the database is at (PRAGMA user_version)."""
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def latest_version() -> int:
+    """The migration number this code expects."""
+    return len(MIGRATIONS)
+
+
+def migrate(db: Database) -> int:
+    """Apply every pending step, each in its own transaction; return the version.
+
+    The caller holds the write lock. sqlite-utils' ``Migrations`` records steps in a table of
+    its own; PRODUCT.md tracks them in ``PRAGMA user_version``, which SQLite commits with the
+    step itself, so the steps run here under ``db.atomic()``.
+    """
+    current = schema_version(db)
+    for number, step in enumerate(MIGRATIONS, start=1):
+        if number > current:
+            with db.atomic():
+                step(db)
+                db.execute(f"PRAGMA user_version = {number}")
+    return schema_version(db)

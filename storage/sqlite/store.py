@@ -1,0 +1,238 @@
+"""The SQLite backend of ``storage.interface.Store``: reads on a small thread pool, writes on
+the group-commit writer thread. Nothing here runs a database call on the caller's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlite_utils import Database
+
+from storage.errors import StorageUnavailable
+from storage.interface import Actor, Mutator, VersionCheck
+from storage.key_usage import KeyUsage
+from storage.sqlite import audit, brands, keys, migrations, organizations
+from storage.sqlite.connection import WriteLock, connect
+from storage.sqlite.writer import Writer, unavailable
+
+T = TypeVar("T")
+
+#: Default bound on every wait for the database: a write that cannot start within it, or a
+#: statement kept waiting that long by another program's lock, fails with StorageUnavailable.
+DEFAULT_WAIT_SECONDS = 5.0
+#: Reads run here; WAL readers never wait for the writer, so a few threads suffice.
+READER_THREADS = 4
+
+
+class SqliteStore:
+    """One SQLite database file; see the module docstring."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        wait_seconds: float = DEFAULT_WAIT_SECONDS,
+        key_usage: KeyUsage | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.wait_seconds = wait_seconds
+        self._lock = WriteLock(self.path)
+        self._key_usage = key_usage or KeyUsage()
+        self._writer = Writer(self._connect, self._lock, wait_seconds, self._key_usage)
+        self._readers = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="reader")
+        self._local = threading.local()
+        self._opened: list[Database] = []
+        self._opened_lock = threading.Lock()
+        self._closed = False
+
+    def _connect(self) -> Database:
+        return connect(self.path, self.wait_seconds)
+
+    # -- how work reaches the database --------------------------------------------------------
+
+    def _reader_db(self) -> Database:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._connect()
+            with self._opened_lock:
+                self._opened.append(db)
+        return db
+
+    def _run_read(self, fn: Callable[[Database], T]) -> T:
+        try:
+            return fn(self._reader_db())
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            raise unavailable(exc) from exc
+
+    async def _read(self, fn: Callable[[Database], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._run_read, fn)
+
+    async def _write(self, fn: Callable[[Database], T], *, transactional: bool = True) -> T:
+        return await asyncio.wrap_future(self._writer.submit(fn, transactional=transactional))
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def migrate(self) -> int:
+        """Bring the schema up to date under the write lock; return the schema version.
+
+        A database already at the latest version is left alone without taking the lock, so
+        a server starts while another process is writing.
+        """
+        if self.path.exists():
+            version = await self._read(migrations.schema_version)
+            if version == migrations.latest_version():
+                return version
+        return await self._write(migrations.migrate, transactional=False)
+
+    async def is_ready(self) -> bool:
+        """True when the database answers within the bounded wait, fully migrated."""
+        try:
+            version = await asyncio.wait_for(
+                self._read(migrations.schema_version), self.wait_seconds
+            )
+        except (StorageUnavailable, TimeoutError):
+            return False
+        return version == migrations.latest_version()
+
+    async def close(self) -> None:
+        """Write pending key uses, stop the writer, close every connection."""
+        await asyncio.to_thread(self.close_now)
+
+    def close_now(self) -> None:
+        """``close`` for callers without an event loop; closing twice does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.close()
+        self._readers.shutdown(wait=True)
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for db in opened:
+            db.close()
+        self._lock.close()
+
+    # -- organizations ------------------------------------------------------------------------
+
+    async def create_org(
+        self,
+        *,
+        name: str,
+        actor: Actor,
+        surface: str = "cli",
+        tenant_type: str = "commercial",
+        plan: str = "payg",
+        throughput_tier: int = 1,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Create an organization with every default, and its organization.created event."""
+        return await self._write(
+            lambda db: organizations.create(
+                db,
+                name=name,
+                actor=actor,
+                surface=surface,
+                tenant_type=tenant_type,
+                plan=plan,
+                throughput_tier=throughput_tier,
+                request_id=request_id,
+            )
+        )
+
+    async def get_org(self, org_id: str) -> dict[str, Any]:
+        """The full organization record; raises NotFoundError."""
+        return await self._read(lambda db: organizations.read(db, org_id))
+
+    async def find_org_by_name(self, name: str) -> dict[str, Any] | None:
+        """The oldest organization with exactly this name, if any."""
+        return await self._read(lambda db: organizations.find_by_name(db, name))
+
+    async def modify_org(
+        self,
+        org_id: str,
+        mutate: Mutator,
+        *,
+        actor: Actor,
+        surface: str,
+        request_id: str | None,
+        if_version: VersionCheck | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Apply ``mutate`` to the current record in one transaction (see the interface)."""
+        return await self._write(
+            lambda db: organizations.modify(
+                db,
+                org_id,
+                mutate,
+                actor=actor,
+                surface=surface,
+                request_id=request_id,
+                if_version=if_version,
+            )
+        )
+
+    async def set_operator_fields(
+        self, org_id: str, fields: dict[str, Any], actor: Actor
+    ) -> dict[str, Any]:
+        """Change operator-only fields (plan, throughput tier, tenant type) with an event."""
+        return await self._write(
+            lambda db: organizations.set_operator_fields(db, org_id, fields, actor)
+        )
+
+    # -- API keys -----------------------------------------------------------------------------
+
+    async def create_key(
+        self, *, org_id: str, key_hash: str, prefix: str, scopes: list[str], actor: Actor
+    ) -> dict[str, Any]:
+        """Store a new key's hash and record api_key.created."""
+        return await self._write(
+            lambda db: keys.create(
+                db, org_id=org_id, key_hash=key_hash, prefix=prefix, scopes=scopes, actor=actor
+            )
+        )
+
+    async def key_by_hash(self, key_hash: str) -> dict[str, Any] | None:
+        """The key stored under this SHA-256 hash, revoked or not."""
+        return await self._read(lambda db: keys.by_hash(db, key_hash))
+
+    async def revoke_key(self, key_id: str, actor: Actor) -> dict[str, Any]:
+        """Revoke a key (idempotent); records api_key.revoked the first time."""
+        return await self._write(lambda db: keys.revoke(db, key_id, actor))
+
+    def note_key_use(self, key_id: str) -> None:
+        """Remember that a key was used now (written in batches; see storage.key_usage)."""
+        self._writer.ensure_started()  # it writes the batches
+        self._key_usage.note(key_id)
+
+    # -- brands -------------------------------------------------------------------------------
+
+    async def create_brand(
+        self, *, org_id: str, status: str, campaigns: int, actor: Actor
+    ) -> dict[str, Any]:
+        """Register a brand for an organization and record brand.created."""
+        return await self._write(
+            lambda db: brands.create(
+                db, org_id=org_id, status=status, campaigns=campaigns, actor=actor
+            )
+        )
+
+    async def delete_brand(self, brand_id: str, actor: Actor) -> dict[str, Any]:
+        """Delete a brand and record brand.deleted."""
+        return await self._write(lambda db: brands.delete(db, brand_id, actor))
+
+    # -- audit --------------------------------------------------------------------------------
+
+    async def list_events(
+        self, org_id: str, *, limit: int, before_seq: int | None = None
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """Events newest first; the page and the position to continue before, if any."""
+        return await self._read(
+            lambda db: audit.page(db, org_id, limit=limit, before_seq=before_seq)
+        )
