@@ -66,7 +66,7 @@ format: install
 	$(BIN)/ruff format handlers storage tests bench
 	$(BIN)/ruff check --fix handlers storage tests bench
 
-# Benchmark (bench/README.md): orgsettings against stock Connexion, FastAPI and a Starlette
+# Benchmark (bench/README.md): orgsettings against stock Connexion (FlaskApp and AsyncApp), FastAPI and a Starlette
 # ceiling, server pinned to CPU 0 and wrk to CPU 1. BENCH_SECONDS (5) sets each measured run, BENCH_ROUNDS (3) the interleaved rounds.
 # Installs the `bench` extra, and wrk from Debian when it is missing.
 bench: install
