@@ -27,8 +27,18 @@ def open_store(
     *,
     wait_seconds: float = DEFAULT_WAIT_SECONDS,
     key_usage_seconds: float = DEFAULT_INTERVAL_SECONDS,
+    create: bool = True,
 ) -> Store:
-    """The store at ``location``; opening connects lazily, so it costs nothing until used."""
+    """The store at ``location``; opening connects lazily, so it costs nothing until used.
+
+    Without ``create`` a database that does not exist is refused at once (StorageUnavailable)
+    and nothing is created: every command but ``init`` and ``demo`` opens it that way.
+    """
+    if not create and not Path(location).is_file():
+        raise StorageUnavailable(f"no database at {location}", retry_after=5)
     return SqliteStore(
-        location, wait_seconds=wait_seconds, key_usage=KeyUsage(interval=key_usage_seconds)
+        location,
+        wait_seconds=wait_seconds,
+        key_usage=KeyUsage(interval=key_usage_seconds),
+        create=create,
     )

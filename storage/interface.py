@@ -123,3 +123,9 @@ class Store(Protocol):
     ) -> tuple[list[dict[str, Any]], int | None]:
         """Events newest first; returns the page and the position to continue before, if any."""
         ...
+
+    async def verify_audit(self, org_id: str | None = None) -> dict[str, Any]:
+        """Recompute every organization's hash chain (or one's): ``{"organizations",
+        "events", "broken"}``, where ``broken`` is None or the first broken event's ``id``,
+        ``organization_id`` and ``reason`` (see storage.audit_chain)."""
+        ...

@@ -115,4 +115,6 @@ def event_from_row(row: dict[str, Any]) -> dict[str, Any]:
         "changes": from_json(row["changes"]),
         "attestation": row["attestation"],
         "created_at": row["created_at"],
+        "prev_hash": row["prev_hash"],
+        "hash": row["hash"],
     }

@@ -115,7 +115,7 @@ def test_unmigrated_database_is_not_ready(fresh):
 )
 def test_every_connection_has_the_durability_pragmas(path, pragma, expected):
     """connect() turns on WAL, synchronous=FULL, foreign keys and the bounded busy wait."""
-    with closing(connect(path, 5.0)) as db:
+    with closing(connect(path, 5.0, create=True)) as db:
         assert db.execute(f"PRAGMA {pragma}").fetchone()[0] == expected
 
 

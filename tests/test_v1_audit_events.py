@@ -14,6 +14,8 @@ from conftest import OPERATOR, bearer
 URL = "/v1/audit_events"
 EVENT_FIELDS = {
     "id",
+    "prev_hash",
+    "hash",
     "type",
     "organization_id",
     "actor",

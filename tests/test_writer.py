@@ -52,7 +52,13 @@ def new_writer(path: Path) -> Iterator[Callable[..., Writer]]:
 
     def make(wait_seconds: float = 5.0) -> Writer:
         lock = WriteLock(path)
-        writer = Writer(lambda: connect(path, wait_seconds), lock, wait_seconds, KeyUsage())
+        writer = Writer(
+            path,
+            lambda first: connect(path, wait_seconds, create=first),
+            lock,
+            wait_seconds,
+            KeyUsage(),
+        )
         made.append((writer, lock))
         return writer
 

@@ -7,6 +7,7 @@ from typing import Any
 from sqlite_utils import Database
 from ulid import ULID
 
+from storage.audit_chain import event_hash
 from storage.interface import Actor
 from storage.records import event_from_row, to_json, utcnow
 
@@ -20,6 +21,8 @@ _COLUMNS = (
     "changes",
     "attestation",
     "created_at",
+    "prev_hash",
+    "hash",
 )
 _INSERT = (
     f"INSERT INTO audit_events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
@@ -49,11 +52,38 @@ def record(
         "changes": to_json(changes),
         "attestation": attestation,
         "created_at": at or utcnow(),
+        "prev_hash": _last_hash(db, org_id),
     }
+    event = event_from_row({**row, "hash": None})
+    row["hash"] = event["hash"] = event_hash(event)
     # A prepared statement, not table.insert(): this runs in every write transaction and
     # sqlite-utils' insert introspects the table (PRAGMA table_info) on each call.
     db.execute(_INSERT, [row[c] for c in _COLUMNS])
-    return event_from_row(row)
+    return event
+
+
+def _last_hash(db: Database, org_id: str) -> str | None:
+    """The hash of the organization's newest event (the writer holds the write lock, so no
+    other event of it can be appended before this transaction commits)."""
+    row = db.conn.execute(
+        "SELECT hash FROM audit_events WHERE organization_id = ? ORDER BY seq DESC LIMIT 1",
+        [org_id],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def chain(db: Database, org_id: str | None) -> list[list[dict[str, Any]]]:
+    """Every organization's events (or one's), oldest first, one list per organization."""
+    sql = "SELECT * FROM audit_events"
+    params: list[Any] = []
+    if org_id is not None:
+        sql += " WHERE organization_id = ?"
+        params.append(org_id)
+    chains: dict[str, list[dict[str, Any]]] = {}
+    for row in db.query(sql + " ORDER BY seq", params):
+        event = event_from_row(row)
+        chains.setdefault(event["organization_id"], []).append(event)
+    return list(chains.values())
 
 
 def page(

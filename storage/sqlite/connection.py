@@ -8,19 +8,27 @@ import sqlite3
 import threading
 from concurrent.futures import Future, wait
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlite_utils import Database
 
 
-def connect(path: str | Path, busy_timeout: float) -> Database:
+def connect(path: str | Path, busy_timeout: float, *, create: bool = False) -> Database:
     """Open one connection with the pragmas every connection needs (WAL, FULL sync, FKs).
 
-    ``busy_timeout`` (seconds) bounds how long a statement waits for a lock another program
-    holds (a ``sqlite3`` shell, a backup); our own writers queue on ``WriteLock`` instead.
-    Autocommit mode: transactions are only those the store opens.
+    Without ``create`` a missing file is an error (``sqlite3.OperationalError``), never a new
+    empty database at a mistyped or deleted path. ``busy_timeout`` (seconds) bounds how long a
+    statement waits for a lock another program holds (a ``sqlite3`` shell, a backup); our own
+    writers queue on ``WriteLock`` instead. Autocommit mode: transactions are only those the
+    store opens.
     """
+    mode = "rwc" if create else "rw"
     conn = sqlite3.connect(
-        str(path), timeout=busy_timeout, check_same_thread=False, isolation_level=None
+        f"file:{quote(str(path))}?mode={mode}",
+        uri=True,
+        timeout=busy_timeout,
+        check_same_thread=False,
+        isolation_level=None,
     )
     conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
     conn.execute("PRAGMA journal_mode=WAL")
@@ -28,6 +36,23 @@ def connect(path: str | Path, busy_timeout: float) -> Database:
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     return Database(conn)
+
+
+FileIdentity = tuple[int, int]
+
+
+def file_identity(path: str | Path) -> FileIdentity | None:
+    """Which file is at ``path`` now (device, inode); None when there is none.
+
+    A connection keeps writing to the file it opened even after that file was deleted or
+    replaced, so every write compares this before and after its COMMIT: a write to a file
+    that is no longer the database is not acknowledged.
+    """
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 class WriteLock:

@@ -9,6 +9,9 @@ from collections.abc import Callable
 
 from sqlite_utils import Database
 
+from storage.audit_chain import event_hash
+from storage.records import event_from_row
+
 
 def _001_initial(db: Database) -> None:
     db.execute(
@@ -97,7 +100,42 @@ def _001_initial(db: Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_001_initial]
+def _002_audit_hash_chain(db: Database) -> None:
+    """Chain every event (see storage.audit_chain), and refuse what the triggers of 001 missed:
+    ``INSERT OR REPLACE`` deletes the row it replaces without firing a delete trigger, so any
+    insert reusing an event's id or seq is refused before its conflict resolution runs."""
+    db.execute("ALTER TABLE audit_events ADD COLUMN prev_hash TEXT")
+    db.execute("ALTER TABLE audit_events ADD COLUMN hash TEXT")
+    last: dict[str, str] = {}
+    rows = db.conn.execute("SELECT * FROM audit_events ORDER BY seq").fetchall()
+    names = [c[0] for c in db.conn.execute("SELECT * FROM audit_events LIMIT 0").description]
+    chained = []
+    for values in rows:
+        event = event_from_row({**dict(zip(names, values, strict=True)), "hash": None})
+        event["prev_hash"] = last.get(event["organization_id"])
+        event["hash"] = event_hash(event)
+        last[event["organization_id"]] = event["hash"]
+        chained.append((event["prev_hash"], event["hash"], event["id"]))
+    # Chaining the existing events is the one update the table ever gets: the update trigger
+    # steps aside for this migration only.
+    db.execute("DROP TRIGGER audit_events_no_update")
+    db.conn.executemany("UPDATE audit_events SET prev_hash = ?, hash = ? WHERE id = ?", chained)
+    db.execute(
+        """
+        CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+        BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END
+        """
+    )
+    db.execute(
+        """
+        CREATE TRIGGER audit_events_no_reuse BEFORE INSERT ON audit_events
+        WHEN EXISTS (SELECT 1 FROM audit_events WHERE id = NEW.id OR seq = NEW.seq)
+        BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_001_initial, _002_audit_hash_chain]
 
 
 def schema_version(db: Database) -> int:

@@ -13,11 +13,12 @@ from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
+from storage.audit_chain import verdict
 from storage.errors import StorageUnavailable
 from storage.interface import Actor, Mutator, VersionCheck
 from storage.key_usage import KeyUsage
 from storage.sqlite import audit, brands, keys, migrations, organizations
-from storage.sqlite.connection import WriteLock, connect
+from storage.sqlite.connection import WriteLock, connect, file_identity
 from storage.sqlite.writer import Writer, unavailable
 
 T = TypeVar("T")
@@ -38,13 +39,21 @@ class SqliteStore:
         *,
         wait_seconds: float = DEFAULT_WAIT_SECONDS,
         key_usage: KeyUsage | None = None,
+        create: bool = True,
     ) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self.wait_seconds = wait_seconds
         self._lock = WriteLock(self.path)
         self._key_usage = key_usage or KeyUsage()
-        self._writer = Writer(self._connect, self._lock, wait_seconds, self._key_usage)
+        self._writer = Writer(
+            self.path,
+            lambda first: connect(self.path, wait_seconds, create=create and first),
+            self._lock,
+            wait_seconds,
+            self._key_usage,
+        )
         self._readers = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="reader")
         self._local = threading.local()
         self._opened: list[Database] = []
@@ -57,9 +66,17 @@ class SqliteStore:
     # -- how work reaches the database --------------------------------------------------------
 
     def _reader_db(self) -> Database:
+        """This reader thread's connection, reopened when the file was removed or replaced."""
         db = getattr(self._local, "db", None)
+        identity = file_identity(self.path)
+        if db is not None and identity != self._local.identity:
+            db.close()
+            db = None
         if db is None:
+            if identity is None:
+                raise StorageUnavailable("the database file is missing", retry_after=5)
             db = self._local.db = self._connect()
+            self._local.identity = file_identity(self.path)
             with self._opened_lock:
                 self._opened.append(db)
         return db
@@ -236,3 +253,13 @@ class SqliteStore:
         return await self._read(
             lambda db: audit.page(db, org_id, limit=limit, before_seq=before_seq)
         )
+
+    async def verify_audit(self, org_id: str | None = None) -> dict[str, Any]:
+        """Recompute the hash chains (see the interface); one consistent read."""
+
+        def check(db: Database) -> dict[str, Any]:
+            with db.atomic():  # one snapshot across every organization's chain
+                chains = audit.chain(db, org_id)
+            return verdict(chains)
+
+        return await self._read(check)

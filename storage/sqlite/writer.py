@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
@@ -32,7 +33,7 @@ from sqlite_utils import Database
 from storage.errors import StorageUnavailable
 from storage.key_usage import KeyUsage
 from storage.sqlite import keys
-from storage.sqlite.connection import WriteLock
+from storage.sqlite.connection import FileIdentity, WriteLock, file_identity
 
 #: The writer connection checkpoints by itself only past this many WAL pages (about 40 MB): a
 #: safety net in case the background checkpointer falls behind.
@@ -54,9 +55,14 @@ _STOP = object()
 _FLUSH = object()
 
 
+REPLACED = StorageUnavailable("the database file was removed or replaced", retry_after=5)
+
+
 def unavailable(exc: sqlite3.Error) -> StorageUnavailable:
     """The client-facing reason for a database fault (never the driver's own text)."""
     text = str(exc).lower()
+    if "unable to open" in text:
+        return StorageUnavailable("the database file is missing", retry_after=5)
     if "full" in text:
         return StorageUnavailable("the database disk is full", retry_after=5)
     if "locked" in text or "busy" in text:
@@ -69,11 +75,13 @@ class Writer:
 
     def __init__(
         self,
-        connect: Callable[[], Database],
+        path: Path,
+        connect: Callable[[bool], Database],
         lock: WriteLock,
         wait_seconds: float,
         key_usage: KeyUsage,
     ) -> None:
+        self._path = path
         self._connect = connect
         self._lock = lock
         self.wait_seconds = wait_seconds
@@ -114,6 +122,7 @@ class Writer:
 
     def _run(self) -> None:
         db: Database | None = None
+        identity: FileIdentity | None = None
         checkpointer: Checkpointer | None = None
         try:
             stopping = False
@@ -128,22 +137,31 @@ class Writer:
                         batch.append(self._queue.get_nowait())
                 stopping = _STOP in batch
                 jobs = [j for j in batch if isinstance(j, Job)]
+                if db is not None and file_identity(self._path) != identity:
+                    # The file was removed or replaced: this connection writes to a file no
+                    # restart would find. Drop it; the next batch reopens what is there now.
+                    db.close()
+                    db = None
                 if db is None:
                     # Opened here, not before the loop: a database that cannot be opened (its
                     # folder gone, say) fails each batch's jobs instead of killing the thread.
                     try:
-                        db = self._connect()
+                        # Only the first open may create the file: a database removed under
+                        # a running server must not come back empty.
+                        db = self._connect(checkpointer is None)
+                        identity = file_identity(self._path)
                         db.execute(f"PRAGMA wal_autocheckpoint={SAFETY_CHECKPOINT_PAGES}")
                     except sqlite3.Error as exc:
                         db = None
                         self._fail(jobs, unavailable(exc))
                         continue
-                    checkpointer = Checkpointer(self._connect)
+                    if checkpointer is None:
+                        checkpointer = Checkpointer(lambda: self._connect(False))
                 touches = self._key_usage.take(force=stopping)
                 for job in (j for j in jobs if not j.transactional):
                     self._run_alone(db, job)
                 together = [j for j in jobs if j.transactional]
-                if (together or touches) and self._run_batch(db, together, touches):
+                if (together or touches) and self._run_batch(db, together, touches, identity):
                     checkpointer.dirty.set()
         finally:
             if checkpointer is not None:
@@ -178,7 +196,13 @@ class Writer:
             job.future.set_exception(StorageUnavailable("another writer holds the database"))
         return False
 
-    def _run_batch(self, db: Database, jobs: list[Job], touches: dict[str, str]) -> bool:
+    def _run_batch(
+        self,
+        db: Database,
+        jobs: list[Job],
+        touches: dict[str, str],
+        identity: FileIdentity | None,
+    ) -> bool:
         jobs = self._startable(jobs)
         if not jobs and not touches:
             return False
@@ -214,6 +238,12 @@ class Writer:
             return False
         finally:
             self._lock.release()
+        if file_identity(self._path) != identity:
+            # Committed to a file that is no longer the database: not a write anyone may count
+            # on, so nobody is told it succeeded.
+            for job in jobs:
+                job.future.set_exception(REPLACED)
+            return False
         self.commits += 1
         self.jobs += len(jobs)
         for job, result, error in outcomes:

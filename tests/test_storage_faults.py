@@ -1,0 +1,81 @@
+"""The database file removed or replaced under a running store: noticed, never papered over."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import OPERATOR, sync_store
+from storage import NotFoundError, StorageUnavailable
+
+
+def rename(store, org_id: str, name: str):
+    """One effective change, as the operator."""
+    return store.modify_org(
+        org_id,
+        lambda o: ({**o, "name": name}, None),
+        actor=OPERATOR,
+        surface="cli",
+        request_id=None,
+    )
+
+
+@pytest.fixture
+def running(tmp_path: Path):
+    """A store with an organization, written to and read from once (connections open)."""
+    store = sync_store(tmp_path / "live.db", wait_seconds=0.5)
+    org = store.create_org(name="Acme", actor=OPERATOR)
+    rename(store, org["id"], "Acme 2")
+    store.get_org(org["id"])
+    yield store, org
+    store.close()
+
+
+def remove(path: Path) -> None:
+    """Delete the database and its WAL files, as an operator's mistake would."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def test_a_removed_database_refuses_writes_and_reads_and_is_not_ready(running) -> None:
+    """Writes and reads are StorageUnavailable, is_ready is False, and no file comes back."""
+    store, org = running
+    remove(store.path)
+    with pytest.raises(StorageUnavailable):
+        rename(store, org["id"], "Lost")
+    with pytest.raises(StorageUnavailable):
+        store.get_org(org["id"])
+    assert store.is_ready() is False
+    assert not store.path.exists()
+
+
+def test_a_replaced_database_is_used_only_as_what_it_is(running, tmp_path: Path) -> None:
+    """Another database copied over the path: writes go to it (and are there after a reopen),
+    never to the file that was replaced."""
+    store, org = running
+    other = sync_store(tmp_path / "other.db")
+    other_org = other.create_org(name="Restored", actor=OPERATOR)
+    other.close()
+    remove(store.path)
+    shutil.copy(tmp_path / "other.db", store.path)
+    with pytest.raises(NotFoundError):
+        rename(store, org["id"], "Gone")  # the old organization is not in the new file
+    assert rename(store, other_org["id"], "Restored 2")[0]["version"] == 2
+    assert store.is_ready() is True
+    reopened = sync_store(store.path)
+    try:
+        assert reopened.get_org(other_org["id"])["name"] == "Restored 2"
+    finally:
+        reopened.close()
+
+
+def test_a_store_over_a_missing_file_creates_nothing(tmp_path: Path) -> None:
+    """Without ``create`` a missing database is refused and no file is made."""
+    from storage import open_store
+
+    path = tmp_path / "typo.db"
+    with pytest.raises(StorageUnavailable):
+        open_store(path, create=False)
+    assert list(tmp_path.iterdir()) == []
