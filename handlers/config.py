@@ -10,6 +10,8 @@ from pathlib import Path
 
 DEFAULT_DB = "var/orgsettings.db"
 SECRET_FILE_NAME = "jwt_secret"
+#: Appended to the database's file name: the file that remembers the demo organization's id.
+DEMO_ORG_SUFFIX = ".demo_org_id"
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,10 @@ class Config:
     db_wait_seconds: float = 5.0
     #: How often API keys' last_used_at is written (its granularity).
     key_usage_seconds: float = 30.0
+    #: Failed authentications per client address and minute before it gets 429 (0: off).
+    auth_failures_per_minute: int = 30
+    #: Requests per API key and minute (0: no limit); RateLimit-* headers when on.
+    key_requests_per_minute: int = 0
     log_requests: bool = True
 
     @classmethod
@@ -38,7 +44,13 @@ class Config:
         path = Path(db_path or env.get("ORGSETTINGS_DB") or DEFAULT_DB)
         public_key = None
         if key_path := env.get("ORGSETTINGS_JWT_PUBLIC_KEY"):
-            public_key = Path(key_path).read_text()
+            try:
+                public_key = Path(key_path).read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else "not a text file"
+                raise ValueError(
+                    f"ORGSETTINGS_JWT_PUBLIC_KEY: cannot read {key_path}: {reason}"
+                ) from None
         return cls(
             db_path=path,
             jwt_secret=env.get("ORGSETTINGS_JWT_SECRET") or None,
@@ -47,12 +59,23 @@ class Config:
             jwt_audience=env.get("ORGSETTINGS_JWT_AUDIENCE") or None,
             log_requests=env.get("ORGSETTINGS_LOG_REQUESTS", "1") != "0",
             db_wait_seconds=_seconds(env, "ORGSETTINGS_DB_WAIT_SECONDS", 5.0),
+            auth_failures_per_minute=_count(env, "ORGSETTINGS_AUTH_FAILURES_PER_MINUTE", 30),
+            key_requests_per_minute=_count(env, "ORGSETTINGS_KEY_REQUESTS_PER_MINUTE", 0),
         )
 
     @property
     def secret_file(self) -> Path:
         """Where the generated HS256 secret lives when ORGSETTINGS_JWT_SECRET is unset."""
         return self.db_path.parent / SECRET_FILE_NAME
+
+    @property
+    def demo_org_file(self) -> Path:
+        """Where ``orgsettings demo`` remembers its organization's id (beside the database).
+
+        One file per database (``<db>.demo_org_id``, like ``<db>.lock``), so two databases in
+        one directory keep their own demo organizations.
+        """
+        return self.db_path.with_name(self.db_path.name + DEMO_ORG_SUFFIX)
 
     def hs256_secret(self, create: bool = False) -> str | None:
         """The HS256 secret: the configured one, else the generated file (made if ``create``)."""
@@ -87,3 +110,13 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     if not 0 < value < 3600:
         raise ValueError(f"{name} must be between 0 and 3600 seconds")
     return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number from 0 to 1,000,000 from the environment; ``default`` when unset."""
+    raw = env.get(name)
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) > 1_000_000:
+        raise ValueError(f"{name} must be a whole number from 0 to 1000000, not {raw!r}")
+    return int(raw)

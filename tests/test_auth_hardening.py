@@ -91,7 +91,10 @@ def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     token = cli(
         db, "token", "create", "--org", org, "--role", "ADMIN", "--sub", "u", env=SECRET_ENV
     )["token"]
-    server = start_server(db, workers=2, env=SECRET_ENV)
+    # Without the failed-authentication limit: these tests send dozens of refused credentials
+    # on purpose (tests/test_rate_limits.py covers the limit).
+    unlimited = {**SECRET_ENV, "ORGSETTINGS_AUTH_FAILURES_PER_MINUTE": "0"}
+    server = start_server(db, workers=2, env=unlimited)
     yield {"server": server, "db": db, "org": org, "key": key, "token": token}
     server.stop()
 

@@ -19,6 +19,7 @@ from conftest import JWT_SECRET, bearer, sync_store
 from handlers.cli.main import main
 from handlers.config import Config
 from handlers.http.app import create_app
+from storage.sqlite.migrations import latest_version
 
 UNKNOWN_ORG = "0190a1b2-c3d4-7e5f-a7b8-c9d0e1f2a3b4"
 
@@ -79,7 +80,7 @@ def test_init_creates_the_database(cli, db):
     """init migrates a new database and reports its schema version."""
     status, out = cli("init")
     assert status == 0
-    assert out == {"database": str(db), "schema_version": 1}
+    assert out == {"database": str(db), "schema_version": latest_version()}
     assert db.exists()
 
 
@@ -244,11 +245,13 @@ def test_superadmin_token_needs_no_org(cli, monkeypatch):
     assert claims["role"] == "SUPERADMIN" and "organizationId" not in claims
 
 
-def test_member_token_without_org_is_refused(cli):
-    """USER and ADMIN tokens need --org: a JSON error and a non-zero exit."""
-    status, out = cli("token", "create", "--role", "ADMIN", "--sub", "u")
-    assert status != 0
-    assert "error" in out
+def test_member_token_without_org_is_refused(db, capsys):
+    """USER and ADMIN tokens need --org: one line on stderr, nothing on stdout, exit 2."""
+    status = main(["--db", str(db), "token", "create", "--role", "ADMIN", "--sub", "u", "--json"])
+    captured = capsys.readouterr()
+    assert status == 2
+    assert captured.out == ""
+    assert captured.err == "orgsettings: error: --org is required for USER and ADMIN tokens\n"
 
 
 def test_brand_create_and_delete_change_registration_status(cli, org_id):
@@ -296,6 +299,51 @@ def test_demo_twice_reuses_the_org_with_fresh_keys(cli):
     assert second["keys"]["read_only"]["key"] != first["keys"]["read_only"]["key"]
 
 
+def test_demo_finds_its_org_again_after_a_rename(cli, http, db):
+    """Renamed through the API (as the printed curl lines do), the demo org is still reused."""
+    first = cli("demo")[1]
+    key = first["keys"]["admin"]["key"]
+    renamed = http.patch(
+        "/v1/organization", json={"name": "Demo Organization, Inc."}, headers=bearer(key)
+    )
+    assert renamed.status_code == 200
+    second = cli("demo")[1]
+    assert second["organization"]["id"] == first["organization"]["id"]
+    assert second["organization"]["name"] == "Demo Organization, Inc."
+    assert (db.parent / f"{db.name}.demo_org_id").read_text().strip() == second["organization"][
+        "id"
+    ]
+
+
+def test_demo_without_its_id_file_finds_the_org_by_name(cli, db):
+    """A database made before the id file existed: the demo org is found by its name."""
+    first = cli("demo")[1]
+    (db.parent / f"{db.name}.demo_org_id").unlink()
+    assert cli("demo")[1]["organization"]["id"] == first["organization"]["id"]
+    assert (db.parent / f"{db.name}.demo_org_id").exists()
+
+
+def test_demo_id_file_naming_a_missing_org_is_replaced(cli, db):
+    """An id file naming no organization (another database's, say) falls back, then is fixed."""
+    first = cli("demo")[1]
+    id_file = db.parent / f"{db.name}.demo_org_id"
+    id_file.write_text(UNKNOWN_ORG + "\n")
+    assert cli("demo")[1]["organization"]["id"] == first["organization"]["id"]
+    assert id_file.read_text().strip() == first["organization"]["id"]
+
+
+def test_demo_orgs_of_two_databases_in_one_directory_are_kept_apart(db, capsys):
+    """Each database remembers its own demo organization."""
+    other = db.parent / "other.db"
+    ids = {}
+    for run in range(2):
+        for path in (db, other):
+            assert main(["--db", str(path), "demo", "--json"]) == 0
+            org_id = json.loads(capsys.readouterr().out)["organization"]["id"]
+            assert ids.setdefault(path, org_id) == org_id, f"run {run} of {path}"
+    assert ids[db] != ids[other]
+
+
 def test_demo_key_works_against_the_api(cli, http):
     """The admin key demo prints reads and changes the demo org."""
     out = cli("demo")[1]
@@ -317,22 +365,31 @@ def test_demo_without_json_prints_curl_lines(db, capsys):
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "message"),
     [
-        ["org", "show", UNKNOWN_ORG],
-        ["key", "create", "--org", UNKNOWN_ORG, "--scope", "org:read"],
-        ["key", "revoke", "key_nope"],
-        ["token", "create", "--org", UNKNOWN_ORG, "--role", "ADMIN", "--sub", "u"],
-        ["brand", "create", "--org", UNKNOWN_ORG],
-        ["brand", "delete", "brand_nope"],
+        (["org", "show", UNKNOWN_ORG], f"organization {UNKNOWN_ORG} not found"),
+        (
+            ["key", "create", "--org", UNKNOWN_ORG, "--scope", "org:read"],
+            f"organization {UNKNOWN_ORG} not found",
+        ),
+        (["key", "revoke", "key_nope"], "API key key_nope not found"),
+        (
+            ["token", "create", "--org", UNKNOWN_ORG, "--role", "ADMIN", "--sub", "u"],
+            f"organization {UNKNOWN_ORG} not found",
+        ),
+        (["brand", "create", "--org", UNKNOWN_ORG], f"organization {UNKNOWN_ORG} not found"),
+        (["brand", "delete", "brand_nope"], "brand brand_nope not found"),
     ],
 )
-def test_unknown_id_is_a_json_error(cli, args):
-    """An id that does not exist: non-zero exit and one JSON object naming the error."""
+@pytest.mark.parametrize("as_json", [True, False])
+def test_unknown_id_is_one_line_naming_it(cli, db, capsys, args, message, as_json):
+    """An id that does not exist: exit 1, stdout empty, stderr one line saying what is missing."""
     cli("init")
-    status, out = cli(*args)
-    assert status != 0
-    assert "error" in out
+    status = main(["--db", str(db), *args, *(["--json"] if as_json else [])])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert captured.out == ""
+    assert captured.err == f"orgsettings: error: {message}\n"
 
 
 def test_db_option_is_accepted_after_the_command(db, capsys):
@@ -355,4 +412,4 @@ def test_console_script_is_installed(tmp_path):
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"database": str(db), "schema_version": 1}
+    assert json.loads(result.stdout) == {"database": str(db), "schema_version": latest_version()}

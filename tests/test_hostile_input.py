@@ -43,6 +43,8 @@ BODIES: list[tuple[str, bytes]] = [
     ("1e400", b'{"N": 1e400}'),
     ("-1e400", b'{"N": -1e400}'),
     ("2**70", b'{"N": %d}' % 2**70),
+    # Past Python's int-from-string limit (4300 digits): the parser refuses, never a 500.
+    ("a 4301-digit integer", b'{"N": ' + b"7" * 4301 + b"}"),
     ("NaN", b'{"N": NaN}'),
     ("Infinity", b'{"N": Infinity}'),
     ("-Infinity", b'{"N": -Infinity}'),
@@ -84,10 +86,17 @@ TARGETS = {
 }
 
 
+#: On the missed-call PUT a field whose name holds a NUL is an unknown field, ignored like any
+#: other (the dashboard's additionalProperties: true): with no known field the PUT is a no-op.
+IGNORED_ON_MISSED = {"NUL in a field name"}
+
+
 def expected_status(surface: str, case: str) -> int:
     """The status a hostile body gets on a surface."""
     if case in TOO_LARGE:
         return 413
+    if surface == "missed" and case in IGNORED_ON_MISSED:
+        return 200
     if surface == "v1" and case in V1_SCHEMA:
         return 422
     return 400
@@ -187,7 +196,8 @@ def test_hostile_bodies(client, store, org, creds, surface, case, template) -> N
     )
     TRIED.append(f"{surface}:{case}")
     assert response.status_code == expected_status(surface, case), response.text[:300]
-    assert_surface_error(surface, response.status_code, response.headers, response.json())
+    if response.status_code != 200:
+        assert_surface_error(surface, response.status_code, response.headers, response.json())
     assert snapshot(store, org["id"]) == before
 
 

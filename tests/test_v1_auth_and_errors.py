@@ -236,11 +236,11 @@ def test_unknown_v1_path_is_404(client, admin_key, path):
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        ("DELETE", "/v1/organization", "GET, PATCH"),
-        ("PUT", "/v1/organization", "GET, PATCH"),
-        ("POST", "/v1/organization", "GET, PATCH"),
-        ("POST", "/v1/audit_events", "GET"),
-        ("DELETE", "/v1/audit_events", "GET"),
+        ("DELETE", "/v1/organization", "GET, HEAD, PATCH"),
+        ("PUT", "/v1/organization", "GET, HEAD, PATCH"),
+        ("POST", "/v1/organization", "GET, HEAD, PATCH"),
+        ("POST", "/v1/audit_events", "GET, HEAD"),
+        ("DELETE", "/v1/audit_events", "GET, HEAD"),
     ],
 )
 def test_unsupported_method_is_405_with_allow(client, store, org, admin_key, method, path, allow):

@@ -13,6 +13,7 @@ from connexion.lifecycle import ConnexionRequest
 from handlers.auth.scopes import OperationScopes
 from handlers.http import request_context
 from handlers.http.errors import Forbidden, Unauthorized
+from handlers.http.rate_limit import RateLimits
 from storage import Store
 
 KEY_PREFIX = "am_live_"
@@ -46,9 +47,10 @@ class KeyAuthenticator:
     them suffices); lacking all of them is 403 with ``details.required_scope``.
     """
 
-    def __init__(self, store: Store, scopes: OperationScopes) -> None:
+    def __init__(self, store: Store, scopes: OperationScopes, limits: RateLimits) -> None:
         self.store = store
         self.scopes = scopes
+        self.limits = limits
 
     async def __call__(self, token: str, request: ConnexionRequest) -> dict[str, Any]:
         """token_info for a valid key with a scope the operation accepts."""
@@ -58,6 +60,7 @@ class KeyAuthenticator:
         if key is None or key["revoked_at"] is not None:
             raise Unauthorized()
         request_context.set_actor(key["id"])
+        request_context.add_response_headers(self.limits.key_request(key["id"]))
         accepted = self.scopes.accepted(request.method, request.url.path)
         if accepted and not set(accepted) & set(key["scopes"]):
             raise Forbidden(details={"required_scope": accepted[0]})

@@ -30,6 +30,7 @@ MEMBER_ROLES = ("USER", "ADMIN")
 #: RFC 7518 section 3.2: an HS256 key must be at least as long as the hash output.
 MIN_HS256_SECRET_BYTES = 32
 MIN_RSA_KEY_BITS = 2048
+MAX_SUB_LENGTH = 255
 
 _REASONS: tuple[tuple[type[Exception], str], ...] = (
     (jwt.ExpiredSignatureError, "token has expired"),
@@ -133,6 +134,9 @@ def check_claims(claims: dict[str, Any]) -> None:
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub.strip():
         raise Unauthorized(details="token sub claim must be a non-empty string")
+    if len(sub) > MAX_SUB_LENGTH:
+        # The sub becomes the audit actor's id, which the spec bounds.
+        raise Unauthorized(details=f"token sub claim must be at most {MAX_SUB_LENGTH} characters")
     role = claims.get("role")
     if role is None:
         raise Unauthorized(details="token is missing the role claim")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+from pathlib import Path
 from typing import Any
 
 from handlers.auth.api_keys import SCOPES, mint_key
 from handlers.auth.jwt import issue_token
 from handlers.config import Config
-from storage import Store
+from storage import NotFoundError, Store
 
 DEMO_ORG_NAME = "Demo Organization"
 DEMO_TOKEN_TTL = 7 * 24 * 3600
@@ -21,14 +23,51 @@ def _curl(method: str, url: str, token: str, body: str | None = None) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def _remembered_id(path: Path) -> str | None:
+    """The demo organization id kept beside the database, if there is one."""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return text or None
+
+
+def _remember_id(path: Path, org_id: str) -> None:
+    """Keep the demo organization's id beside the database (written whole, then renamed)."""
+    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    partial.write_text(org_id + "\n", encoding="utf-8")
+    os.replace(partial, path)
+
+
+async def demo_org(config: Config, store: Store, actor: dict[str, Any]) -> dict[str, Any]:
+    """The demo organization: the same one on every run, whatever it was renamed to.
+
+    Its id is kept in ``config.demo_org_file``. With no such file, or one naming an
+    organization that is gone, a database made before the file existed is searched by the
+    demo's original name; failing that a new demo organization is made. Either way the file
+    then names it.
+    """
+    path = config.demo_org_file
+    remembered = _remembered_id(path)
+    if remembered:
+        try:
+            return await store.get_org(remembered)
+        except NotFoundError:
+            pass
+    org = await store.find_org_by_name(DEMO_ORG_NAME) or await store.create_org(
+        name=DEMO_ORG_NAME, actor=actor
+    )
+    if org["id"] != remembered:
+        _remember_id(path, org["id"])
+    return org
+
+
 async def run_demo(
     config: Config, store: Store, actor: dict[str, Any], base_url: str
 ) -> dict[str, Any]:
     """Create the demo org on first run; each run mints new keys and tokens."""
     config.hs256_secret(create=True)
-    org = await store.find_org_by_name(DEMO_ORG_NAME) or await store.create_org(
-        name=DEMO_ORG_NAME, actor=actor
-    )
+    org = await demo_org(config, store, actor)
     keys: dict[str, dict[str, Any]] = {}
     for label, scopes in (("admin", list(SCOPES)), ("read_only", ["org:read"])):
         secret, prefix, key_hash = mint_key()

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import getpass
+import ipaddress
 import json
 import os
+import re
 import signal
+import socket
+import stat
 import sys
+import typing
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from handlers.auth.api_keys import SCOPES, mint_key
@@ -19,10 +26,22 @@ from handlers.config import Config
 from storage import NotFoundError, StorageUnavailable, Store, open_store
 
 ROLES = ("USER", "ADMIN", "SUPERADMIN")
+#: The first 16 bytes of every SQLite 3 database file.
+SQLITE_HEADER = b"SQLite format 3\x00"
+#: The longest --ttl: one year.
+MAX_TTL_SECONDS = 365 * 24 * 3600
+#: Bounds of the integers the CLI stores (a 32-bit signed integer: safe in every client).
+MAX_INT = 2**31 - 1
+MAX_WORKERS = 64
+_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+
+#: Exit statuses: 0 done, 1 not found or another failure, 2 a usage error (as argparse's own),
+#: 3 the database cannot be used right now.
+EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 1, 2, 3
 
 
 class CliError(Exception):
-    """A mistake in the command line; printed without a traceback, exit status 2."""
+    """A mistake in the command line or its surroundings; one line on stderr, exit status 2."""
 
 
 def _operator() -> dict[str, Any]:
@@ -33,24 +52,72 @@ def _operator() -> dict[str, Any]:
     return {"type": "operator", "id": name, "role": None}
 
 
+# -- argument types: each raises ArgumentTypeError, so argparse prints its message as is ------
+
+
+def _valid_text(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError("must be valid UTF-8 text") from None
+    return value
+
+
 def _name(value: str) -> str:
-    if not value.strip() or len(value) > 100:
+    if not _valid_text(value).strip() or len(value) > 100:
         raise argparse.ArgumentTypeError("must be 1-100 characters and not blank")
     return value
 
 
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return number
+#: --plan and --sub: the specs bound plan to 64 characters and the JWT sub to 255; both fit.
+MAX_TEXT_LENGTH = 64
 
 
-def _non_negative(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return number
+def _text(value: str) -> str:
+    if not _valid_text(value).strip():
+        raise argparse.ArgumentTypeError("must not be empty or blank")
+    if len(value) > MAX_TEXT_LENGTH:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_TEXT_LENGTH} characters")
+    return value
+
+
+def _whole_number(low: int, high: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number from {low} to {high}, not {value!r}"
+            ) from None
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, not {number}")
+        return number
+
+    return parse
+
+
+_positive = _whole_number(1, MAX_INT)
+_non_negative = _whole_number(0, MAX_INT)
+_port = _whole_number(1, 65535)
+_ttl = _whole_number(1, MAX_TTL_SECONDS)
+_workers = _whole_number(1, MAX_WORKERS)
+
+
+def _host(value: str) -> str:
+    if ":" in value:
+        try:
+            ipaddress.IPv6Address(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not an IPv6 address") from None
+        return value
+    if not _HOSTNAME.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a host name or IP address")
+    return value
+
+
+def base_url(host: str, port: int) -> str:
+    """``http://host:port``, with an IPv6 address in brackets."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 Command = Callable[[argparse.Namespace, Config, Store], Awaitable[dict[str, Any]]]
@@ -66,16 +133,54 @@ async def cmd_init(args: argparse.Namespace, config: Config, store: Store) -> di
     return {"database": str(config.db_path), "schema_version": version}
 
 
-def serve(args: argparse.Namespace, config: Config) -> None:
-    """Run the HTTP server until interrupted (uvicorn; the app migrates at start)."""
+async def _migrate_only(args: argparse.Namespace, config: Config, store: Store) -> dict[str, Any]:
+    return {}
+
+
+def _check_listenable(host: str, port: int) -> None:
+    """Refuse, with a clear reason, an address the server could not listen on."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            # As uvicorn binds: a port in TIME_WAIT is free, one something listens on is not.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen()
+    except socket.gaierror:
+        raise CliError(f"cannot listen on {host}: unknown host") from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise CliError(f"port {port} on {host} is in use") from None
+        if exc.errno == errno.EACCES:
+            raise CliError(f"not allowed to listen on port {port} on {host}") from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise CliError(f"cannot listen on {host}: not an address of this machine") from None
+        raise CliError(f"cannot listen on {host} port {port}: {exc.strerror or exc}") from None
+
+
+def serve(args: argparse.Namespace, config: Config) -> int:
+    """Run the HTTP server until stopped; print where it listens first (uvicorn prints nothing).
+
+    The database is migrated here, so a database that cannot be used is reported as one line
+    before anything listens; the app's own start-up migration then finds it current.
+    """
     import uvicorn
 
     config.hs256_secret(create=True)
+    asyncio.run(run_command(_migrate_only, args, config))
+    _check_listenable(args.host, args.port)
     # Worker processes build their own app from the environment, so pass the database there.
     os.environ["ORGSETTINGS_DB"] = str(config.db_path)
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal it caught; with
     # this no-op handler in place that re-raise returns, so a clean stop exits 0, not -15.
     signal.signal(signal.SIGTERM, lambda *_: None)
+    url = base_url(args.host, args.port)
+    if args.json:
+        listening = {"listening": url, "workers": args.workers, "database": str(config.db_path)}
+        print(json.dumps(listening), flush=True)
+    else:
+        workers = f"{args.workers} worker{'s' if args.workers != 1 else ''}"
+        print(f"orgsettings listening on {url} ({workers}, database {config.db_path})", flush=True)
     uvicorn.run(
         "handlers.cli.served:app",
         factory=True,
@@ -88,6 +193,7 @@ def serve(args: argparse.Namespace, config: Config) -> None:
         server_header=False,
         timeout_graceful_shutdown=10,
     )
+    return 0
 
 
 async def cmd_org_create(args: argparse.Namespace, config: Config, store: Store) -> dict[str, Any]:
@@ -161,7 +267,7 @@ async def cmd_brand_delete(
 
 async def cmd_demo(args: argparse.Namespace, config: Config, store: Store) -> dict[str, Any]:
     """Init, create the demo org once, mint fresh demo keys and tokens, print curl lines."""
-    return await run_demo(config, store, _operator(), base_url=f"http://{args.host}:{args.port}")
+    return await run_demo(config, store, _operator(), base_url=base_url(args.host, args.port))
 
 
 async def run_command(command: Command, args: argparse.Namespace, config: Config) -> dict:
@@ -177,13 +283,20 @@ async def run_command(command: Command, args: argparse.Namespace, config: Config
 # -- parser -----------------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line on stderr (and exit status 2)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every command."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--db", default=argparse.SUPPRESS, help="SQLite file (ORGSETTINGS_DB)")
     common.add_argument("--json", action="store_true", help="print exactly one JSON object")
 
-    parser = argparse.ArgumentParser(prog="orgsettings", description=__doc__)
+    parser = _Parser(prog="orgsettings", description=__doc__)
     parser.add_argument("--db", default=None, help="SQLite file (default var/orgsettings.db)")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -194,9 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     leaf(commands, "init", cmd_init, "create or migrate the database")
     serve_ = leaf(commands, "serve", None, "run the HTTP server")
-    serve_.add_argument("--host", default="127.0.0.1")
-    serve_.add_argument("--port", type=int, default=2212)
-    serve_.add_argument("--workers", type=_positive, default=1)
+    serve_.add_argument("--host", type=_host, default="127.0.0.1")
+    serve_.add_argument("--port", type=_port, default=2212)
+    serve_.add_argument("--workers", type=_workers, default=1)
 
     org = commands.add_parser("org", help="organizations").add_subparsers(
         dest="org_command", required=True
@@ -204,43 +317,48 @@ def build_parser() -> argparse.ArgumentParser:
     create = leaf(org, "create", cmd_org_create, "create an organization")
     create.add_argument("--name", required=True, type=_name)
     create.add_argument("--tenant-type", choices=("commercial", "personal"), default="commercial")
-    create.add_argument("--plan", default="payg")
+    create.add_argument("--plan", type=_text, default="payg")
     create.add_argument("--throughput-tier", type=_positive, default=1)
     show = leaf(org, "show", cmd_org_show, "show an organization")
-    show.add_argument("org_id")
+    show.add_argument("org_id", type=_text)
 
     key = commands.add_parser("key", help="API keys").add_subparsers(
         dest="key_command", required=True
     )
     kcreate = leaf(key, "create", cmd_key_create, "mint an API key")
-    kcreate.add_argument("--org", required=True)
+    kcreate.add_argument("--org", required=True, type=_text)
     kcreate.add_argument("--scope", required=True, action="append", choices=SCOPES)
     krevoke = leaf(key, "revoke", cmd_key_revoke, "revoke an API key")
-    krevoke.add_argument("key_id")
+    krevoke.add_argument("key_id", type=_text)
 
     token = commands.add_parser("token", help="dashboard JWTs").add_subparsers(
         dest="token_command", required=True
     )
     tcreate = leaf(token, "create", cmd_token_create, "sign a dashboard JWT")
-    tcreate.add_argument("--org", default=None)
+    tcreate.add_argument("--org", type=_text, default=None)
     tcreate.add_argument("--role", required=True, choices=ROLES)
-    tcreate.add_argument("--sub", required=True)
-    tcreate.add_argument("--ttl", type=_positive, default=3600)
+    tcreate.add_argument("--sub", required=True, type=_text)
+    tcreate.add_argument("--ttl", type=_ttl, default=3600, help="seconds, at most one year")
 
     brand = commands.add_parser("brand", help="brands").add_subparsers(
         dest="brand_command", required=True
     )
     bcreate = leaf(brand, "create", cmd_brand_create, "register a brand")
-    bcreate.add_argument("--org", required=True)
+    bcreate.add_argument("--org", required=True, type=_text)
     bcreate.add_argument("--status", choices=("ACTIVE", "PENDING", "REJECTED"), default="PENDING")
     bcreate.add_argument("--campaigns", type=_non_negative, default=0)
     bdelete = leaf(brand, "delete", cmd_brand_delete, "delete a brand")
-    bdelete.add_argument("brand_id")
+    bdelete.add_argument("brand_id", type=_text)
 
     demo = leaf(commands, "demo", cmd_demo, "set up a demo organization with keys and tokens")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=2212)
+    demo.add_argument("--host", type=_host, default="127.0.0.1")
+    demo.add_argument("--port", type=_port, default=2212)
     return parser
+
+
+def _shown(value: Any) -> str:
+    """A value of the plain output: strings as they are, everything else as JSON (null, true)."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _print(result: dict[str, Any], as_json: bool) -> None:
@@ -250,32 +368,97 @@ def _print(result: dict[str, Any], as_json: bool) -> None:
         print(result["text"])
     else:
         for key, value in result.items():
-            shown = json.dumps(value) if isinstance(value, dict | list) else value
-            print(f"{key}: {shown}")
+            print(f"{key}: {_shown(value)}")
+
+
+def _error(message: str, status: int) -> int:
+    """One line on stderr (stdout stays empty), and the exit status to return."""
+    line = " ".join(str(message).splitlines()) or "failed"
+    print(f"orgsettings: error: {line}", file=sys.stderr, flush=True)
+    return status
+
+
+def _quoted(value: str) -> str:
+    """An id as typed, or in JSON quotes when it is empty or has spaces or control characters."""
+    plain = value and value.isprintable() and not any(c.isspace() for c in value)
+    return value if plain else json.dumps(value)
+
+
+#: The argument naming each kind of record, in the order a not-found id is matched against them.
+_LOOKED_UP = (
+    ("org_id", "organization"),
+    ("org", "organization"),
+    ("key_id", "API key"),
+    ("brand_id", "brand"),
+)
+
+
+def _not_found(args: argparse.Namespace, exc: NotFoundError) -> str:
+    """Which record was not found, from the id the store names and the command's arguments."""
+    missing = str(exc.args[0]) if exc.args else ""
+    for attr, kind in _LOOKED_UP:
+        if missing and getattr(args, attr, None) == missing:
+            return f"{kind} {_quoted(missing)} not found"
+    return f"{_quoted(missing)} not found" if missing else "not found"
+
+
+def _check_db_path(path: Path, label: str) -> None:
+    """Refuse a database path that is a directory or a file other than an SQLite database."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return  # a new database; its directory is made when it is opened
+    except OSError as exc:
+        raise CliError(f"cannot use {label} {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise CliError(f"{label} {path} is a directory")
+    if not stat.S_ISREG(info.st_mode):
+        raise CliError(f"{label} {path} is not a regular file")
+    if info.st_size == 0:
+        return  # SQLite makes an empty file a new database
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise CliError(f"cannot read {label} {path}: {exc.strerror or exc}") from None
+    if header != SQLITE_HEADER:
+        raise CliError(f"{label} {path} is not an SQLite database")
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = Config.from_env(args.db)
+    _check_db_path(config.db_path, "--db" if args.db else "database")
+    if args.command == "serve":
+        return serve(args, config)
+    result = asyncio.run(run_command(args.func, args, config))
+    _print(result, getattr(args, "json", False))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``orgsettings`` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    as_json = getattr(args, "json", False)
-    config = Config.from_env(args.db)
-    if args.command == "serve":
-        serve(args, config)
-        return 0
+    """Entry point of the ``orgsettings`` console script.
+
+    Every failure is one line on stderr and a non-zero exit status; stdout then holds nothing
+    (usage errors are argparse's own: usage and one error line on stderr, status 2).
+    """
+    args = build_parser().parse_args(argv)
     try:
-        result = asyncio.run(run_command(args.func, args, config))
+        return _run(args)
     except NotFoundError as exc:
-        _print({"error": "not found", "id": str(exc)}, as_json)
-        return 1
+        return _error(_not_found(args, exc), EXIT_FAILED)
     except CliError as exc:
-        _print({"error": str(exc)}, as_json)
-        return 2
+        return _error(str(exc), EXIT_USAGE)
     except StorageUnavailable as exc:
-        _print({"error": f"database unavailable: {exc.reason}"}, as_json)
-        return 3
-    _print(result, as_json)
-    return 0
+        return _error(f"database unavailable: {exc.reason}", EXIT_UNAVAILABLE)
+    except ValueError as exc:  # configuration from the environment, token rules
+        return _error(str(exc), EXIT_USAGE)
+    except OSError as exc:  # the database's directory, the secret file
+        where = f"cannot use {exc.filename}: " if exc.filename else ""
+        return _error(f"{where}{exc.strerror or exc}", EXIT_FAILED)
+    except KeyboardInterrupt:
+        return _error("interrupted", 130)
+    except Exception as exc:  # a last resort: never a traceback
+        return _error(f"unexpected {type(exc).__name__}: {exc}", EXIT_FAILED)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,17 @@ async def read_org(services: Services, org_id: str, token_info: dict[str, Any]) 
         raise not_found() from None
 
 
+async def read_org_as_writer(
+    services: Services, org_id: str, token_info: dict[str, Any]
+) -> dict[str, Any]:
+    """The organization, for a caller allowed to change it (a change that changes nothing)."""
+    may_write(token_info, org_id)
+    try:
+        return await services.store.get_org(org_id)
+    except NotFoundError:
+        raise not_found() from None
+
+
 async def change_org(
     services: Services, org_id: str, token_info: dict[str, Any], mutate: Mutator
 ) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from handlers.dashboard.access import change_org, read_org
+from handlers.dashboard.access import change_org, read_org, read_org_as_writer
 from handlers.http.errors import BadRequest
 from handlers.rules import missed_call
 
@@ -36,11 +36,8 @@ async def put_missed_call_message(
     has_message = "missedCallMessage" in body
     has_enabled = "missedCallAutoMessageEnabled" in body
     if not (has_message or has_enabled):
-        raise BadRequest(
-            "nothing to update",
-            dashboard_message="Nothing to update",
-            details="provide missedCallMessage, missedCallAutoMessageEnabled, or both",
-        )
+        # Like v1's empty PATCH: the current settings, no change and no audit event.
+        return _view(await read_org_as_writer(services, organizationId, token_info)), 200
     message = missed_call.normalize_message(body.get("missedCallMessage"))
     if message is not None and (unknown := missed_call.unknown_placeholders(message)):
         raise BadRequest(

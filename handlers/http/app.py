@@ -34,6 +34,7 @@ from handlers.config import Config
 from handlers.http import probes
 from handlers.http.errors import ApiError, ErrorRenderer
 from handlers.http.middleware import RequestContext
+from handlers.http.rate_limit import RateLimits
 from handlers.http.routes import AllowedMethods
 from handlers.http.validation import validator_map
 from storage import StorageUnavailable, Store, open_store
@@ -128,7 +129,8 @@ def create_app(config: Config | None = None, store: Store | None = None) -> conn
         strict_validation=True,
         swagger_ui_options=SwaggerUIOptions(spec_path="/openapi.json", swagger_ui_path="/ui"),
     )
-    keys = KeyAuthenticator(store, OperationScopes(v1, "/v1"))
+    limits = RateLimits(config.auth_failures_per_minute, config.key_requests_per_minute)
+    keys = KeyAuthenticator(store, OperationScopes(v1, "/v1"), limits)
     app.add_api(
         v1,
         name="v1",
@@ -152,8 +154,10 @@ def create_app(config: Config | None = None, store: Store | None = None) -> conn
         position=MiddlewarePosition.BEFORE_EXCEPTION,
         max_body_bytes=config.max_body_bytes,
         log_requests=config.log_requests,
+        limits=limits,
         body_timeout_seconds=config.body_timeout_seconds,
     )
+    app.add_url_rule("/", "index", probes.index(), methods=["GET"])
     app.add_url_rule("/healthz", "healthz", probes.healthz(), methods=["GET"])
     app.add_url_rule("/readyz", "readyz", probes.readyz(store), methods=["GET"])
     return app

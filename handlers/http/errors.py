@@ -121,6 +121,13 @@ class ValidationFailed(ApiError):
     status, code, message = 422, "VALIDATION_FAILED", "request validation failed"
 
 
+class RateLimited(ApiError):
+    """Past a rate limit (handlers.http.rate_limit); ``Retry-After`` says for how long."""
+
+    status, code, message = 429, "RATE_LIMITED", "too many requests"
+    dashboard_message = "Too many requests"
+
+
 class ServiceUnavailable(ApiError):
     """The database could not take the request within its bounded wait; nothing changed."""
 
@@ -202,7 +209,9 @@ def render(
         if err.details is not None:
             # v1 details are always an object; a bare sentence goes under "reason".
             details = err.details
-            error["details"] = details if isinstance(details, dict) else {"reason": str(details)}
+            error["details"] = (
+                bounded(details) if isinstance(details, dict) else {"reason": str(details)}
+            )
         error["request_id"] = request_id
         body = {"success": False, "error": error}
     return status, json.dumps(body).encode(), dict(err.headers)
@@ -234,8 +243,32 @@ def _dashboard_body(err: ApiError, path: str, method: str) -> tuple[int, dict[st
 def _flatten(details: Any) -> str:
     """Dashboard ``details`` is a string: join a field map into one readable sentence."""
     if isinstance(details, dict):
-        return "; ".join(f"{k}: {v}" if k else str(v) for k, v in details.items())
-    return str(details)
+        text = "; ".join(f"{k}: {v}" if k else str(v) for k, v in bounded(details).items())
+    else:
+        text = str(details)
+    return text if len(text) <= MAX_DETAILS_TEXT else text[: MAX_DETAILS_TEXT - 1] + "\u2026"
+
+
+#: Error details are bounded whatever the request held (the specs state these limits).
+MAX_DETAILS = 50
+MAX_KEY = 200
+MAX_VALUE = 500
+MAX_DETAILS_TEXT = 4096
+
+
+def bounded(details: dict[str, Any]) -> dict[str, Any]:
+    """At most MAX_DETAILS entries, keys and text values cut to their limits; an entry
+    ``"\u2026"`` says how many more were left out."""
+    shown: dict[str, Any] = {}
+    for number, (key, value) in enumerate(details.items()):
+        if number == MAX_DETAILS:
+            shown["\u2026"] = f"{len(details) - MAX_DETAILS} more not shown"
+            break
+        name = key if len(key) <= MAX_KEY else key[: MAX_KEY - 1] + "\u2026"
+        if isinstance(value, str) and len(value) > MAX_VALUE:
+            value = value[: MAX_VALUE - 1] + "\u2026"
+        shown[name] = value
+    return shown
 
 
 class ErrorRenderer:

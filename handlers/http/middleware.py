@@ -13,6 +13,7 @@ from ulid import ULID
 from handlers.http import request_context
 from handlers.http.errors import ApiError, PayloadTooLarge, RequestTimeout, render
 from handlers.http.log_format import ACCESS_FIELDS
+from handlers.http.rate_limit import RateLimits
 from handlers.http.validation import replay
 
 access_log = logging.getLogger("orgsettings.access")
@@ -33,9 +34,11 @@ class RequestContext:
         app: ASGIApp,
         max_body_bytes: int,
         log_requests: bool,
+        limits: RateLimits,
         body_timeout_seconds: float = BODY_TIMEOUT_SECONDS,
     ) -> None:
         self.app = app
+        self.limits = limits
         self.max_body = max_body_bytes
         self.log_requests = log_requests
         self.body_timeout = body_timeout_seconds
@@ -46,6 +49,13 @@ class RequestContext:
             return
         started = time.perf_counter()
         info = request_context.begin(_request_id(scope))
+        logged_path = scope["path"]
+        if "\n" in logged_path:
+            # Starlette's mounts match the rest of a path with ".*", which stops at a newline, so
+            # /api/organizations/a%0Ab/... would match no route (404 "no such resource") although
+            # its id is schema-valid. No id holds a newline, so the router sees U+FFFD in its
+            # place (same length, same schema verdict) and the id is treated as any unknown one.
+            scope = {**scope, "path": logged_path.replace("\n", "\ufffd")}
         status_seen = 500
         extra = [
             (b"x-request-id", info.request_id.encode()),
@@ -57,14 +67,18 @@ class RequestContext:
             nonlocal status_seen
             if message["type"] == "http.response.start":
                 status_seen = message["status"]
-                drop = {name for name, _ in extra}
+                late = [(k.lower().encode(), v.encode()) for k, v in info.response_headers.items()]
+                drop = {name for name, _ in extra + late}
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in drop]
-                message = {**message, "headers": headers + extra}
+                message = {**message, "headers": headers + extra + late}
             await send(message)
 
+        address = (scope.get("client") or ("",))[0]
         try:
             length = _content_length(scope)
-            if length is not None and length > self.max_body:
+            if refused := self.limits.refused(address):
+                await self._reject(refused, scope, info.request_id, send_with_headers, close=False)
+            elif length is not None and length > self.max_body:
                 await self._reject(PayloadTooLarge(), scope, info.request_id, send_with_headers)
             elif length == 0 or (length is None and not _is_chunked(scope)):
                 # No body is coming (a GET, say): nothing to count or time, so skip the wrapper.
@@ -82,11 +96,13 @@ class RequestContext:
             else:
                 await self.app(scope, self._limited(receive), send_with_headers)
         finally:
+            if status_seen == 401:
+                self.limits.failed_authentication(address)
             if self.log_requests:
                 fields = {
                     "request_id": info.request_id,
                     "method": scope["method"],
-                    "path": scope["path"],
+                    "path": logged_path,
                     "status": status_seen,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     "actor_id": info.actor_id,
@@ -127,15 +143,18 @@ class RequestContext:
         return receive_limited
 
     @staticmethod
-    async def _reject(err: ApiError, scope: Scope, request_id: str, send: Send) -> None:
+    async def _reject(
+        err: ApiError, scope: Scope, request_id: str, send: Send, close: bool = True
+    ) -> None:
         status, body, headers = render(err, scope["path"], request_id, scope["method"])
         raw_headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
         ]
         raw_headers += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-        # The body was not read: ask the client to close rather than reuse the connection.
-        raw_headers.append((b"connection", b"close"))
+        if close:
+            # The body was not read: ask the client to close rather than reuse the connection.
+            raw_headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": body})
 

@@ -1,4 +1,4 @@
-"""Liveness and readiness probes; they need no auth and live outside both specs."""
+"""The service index and the liveness and readiness probes: no auth, outside both specs."""
 
 from __future__ import annotations
 
@@ -10,6 +10,21 @@ from starlette.responses import JSONResponse
 from storage import Store
 
 Probe = Callable[[Request], Awaitable[JSONResponse]]
+
+
+def index() -> Probe:
+    """GET /: where the specs, their Swagger UIs and the probes are."""
+    body = {
+        "service": "orgsettings",
+        "specs": {"v1": "/v1/openapi.json", "dashboard": "/api/openapi.json"},
+        "docs": {"v1": "/v1/ui/", "dashboard": "/api/ui/"},
+        "probes": {"health": "/healthz", "ready": "/readyz"},
+    }
+
+    async def probe(_request: Request) -> JSONResponse:
+        return JSONResponse(body)
+
+    return probe
 
 
 def healthz() -> Probe:

@@ -8,15 +8,17 @@ variable, because each request runs in its own task and every layer runs inside 
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
 class RequestInfo:
-    """The request id (X-Request-Id) and the authenticated actor's id, when there is one."""
+    """The request id (X-Request-Id), the authenticated actor's id when there is one, and
+    headers a layer below wants on the response (RateLimit-*)."""
 
     request_id: str
     actor_id: str | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
 
 
 _current: ContextVar[RequestInfo | None] = ContextVar("orgsettings_request", default=None)
@@ -44,3 +46,10 @@ def set_actor(actor_id: str) -> None:
     info = _current.get()
     if info is not None:
         info.actor_id = actor_id
+
+
+def add_response_headers(headers: dict[str, str]) -> None:
+    """Headers to send with the current request's response, whatever its status."""
+    info = _current.get()
+    if info is not None:
+        info.response_headers.update(headers)

@@ -15,7 +15,10 @@ class AllowedMethods:
         self._routes: list[tuple[re.Pattern[str], str]] = []
         for spec, base in specs:
             for template, item in spec["paths"].items():
-                methods = sorted(m.upper() for m in item if m in _HTTP_METHODS)
+                methods = {m.upper() for m in item if m in _HTTP_METHODS}
+                if "GET" in methods:
+                    methods.add("HEAD")  # every GET path answers HEAD (Starlette routes it)
+                methods = sorted(methods)
                 pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(base + template))
                 self._routes.append((re.compile(pattern + "/?"), ", ".join(methods)))
 

@@ -72,19 +72,31 @@ def text_errors(instance: t.Any) -> dict[str, str]:
     """
     errors: dict[str, str] = {}
     stack: list[tuple[str, t.Any]] = [("", instance)]
-    while stack:
+    while stack and len(errors) <= MAX_REPORTED:
         base, value = stack.pop()
         if isinstance(value, dict):
             for key, item in value.items():
-                path = f"{base}.{key}" if base else key
+                path = _join(base, key)
                 if problem := _unsafe_text(key):
                     errors.setdefault(path, f"field name {problem}")
                 stack.append((path, item))
         elif isinstance(value, list):
-            stack.extend((f"{base}.{i}" if base else str(i), v) for i, v in enumerate(value))
+            stack.extend((_join(base, str(i)), v) for i, v in enumerate(value))
         elif isinstance(value, str) and (problem := _unsafe_text(value)):
             errors.setdefault(base or "body", problem)
     return errors
+
+
+#: Paths are cut to this many characters, and the search stops once more errors than
+#: MAX_REPORTED were found: a 64 KiB body with a 30,000-character field name above thousands
+#: of bad children would otherwise make tens of megabytes of paths (and of error body).
+MAX_PATH = 200
+MAX_REPORTED = 50
+
+
+def _join(base: str, key: str) -> str:
+    path = f"{base}.{key}" if base else key
+    return path if len(path) <= MAX_PATH else path[: MAX_PATH - 1] + "\u2026"
 
 
 def _unsafe_text(text: str) -> str | None:

@@ -233,6 +233,18 @@ class BodyValidator(AbstractRequestBodyValidator):
         self.required = required
         self.nullable = nullable
 
+    def checked_part(self, body: t.Any) -> t.Any:
+        """The part of ``body`` whose text must be safe: all of it, except the unknown fields a
+        schema open to them (the dashboard's ``additionalProperties: true``) ignores."""
+        if (
+            isinstance(body, dict)
+            and self.schema.get("type") == "object"
+            and self.schema.get("additionalProperties", True) is not False
+        ):
+            known = self.schema.get("properties", {})
+            return {name: value for name, value in body.items() if name in known}
+        return body
+
     async def wrap_receive(self, receive: Receive, *, scope: Scope) -> tuple[Receive, Scope]:
         """Read the whole body, validate it, and replay it to the application."""
         messages = []
@@ -259,7 +271,7 @@ class BodyValidator(AbstractRequestBodyValidator):
                 if accepts(self.schema)(body)
                 else collect_errors(compiled(self.schema), body, self.read_only)
             )
-            for path, message in text_errors(body).items():
+            for path, message in text_errors(self.checked_part(body)).items():
                 errors.setdefault(path, message)
             if errors:
                 raise ValidationFailed(details=errors)
