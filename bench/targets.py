@@ -157,6 +157,7 @@ def orgsettings_setup(tmp: Path, random_orgs: int = 0) -> Setup:
         )
         return json.loads(out.stdout)
 
+    call("init")
     org_id = call("org", "create", "--name", "Bench")["id"]
     scopes = ("org:read", "org:admin:write", "audit:read")
     key = call("key", "create", "--org", org_id, *(a for s in scopes for a in ("--scope", s)))

@@ -85,6 +85,7 @@ def test_authenticated_responses_are_not_cacheable(
 def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A two-worker server, an org, a full key and an ADMIN token."""
     db: Path = tmp_path_factory.mktemp("auth") / "auth.db"
+    cli(db, "init", env=SECRET_ENV)
     org = cli(db, "org", "create", "--name", "Auth Org", env=SECRET_ENV)["id"]
     scopes = ("--scope", "org:read", "--scope", "org:admin:write", "--scope", "audit:read")
     key = cli(db, "key", "create", "--org", org, *scopes, env=SECRET_ENV)

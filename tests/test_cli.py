@@ -51,7 +51,13 @@ def cli(db: Path, capsys: pytest.CaptureFixture[str]):
 
 
 @pytest.fixture
-def org_id(cli) -> str:
+def initialized(cli) -> None:
+    """The database made with ``init`` (every other command refuses a missing one)."""
+    assert cli("init")[0] == 0
+
+
+@pytest.fixture
+def org_id(cli, initialized) -> str:
     """An organization made through the CLI."""
     return cli("org", "create", "--name", "Acme Health")[1]["id"]
 
@@ -98,7 +104,7 @@ def test_init_creates_a_private_jwt_secret_when_none_is_set(cli, db):
     assert len(secret_file.read_text().strip()) >= 32
 
 
-def test_org_create_takes_the_operator_fields(cli):
+def test_org_create_takes_the_operator_fields(cli, initialized):
     """org create sets tenant type, plan and throughput tier."""
     status, out = cli(
         "org", "create", "--name", "Jo Doe", "--tenant-type", "personal",
@@ -237,7 +243,7 @@ def test_token_create_uses_the_generated_secret_when_none_is_set(cli, db, org_id
     assert claims["exp"] - claims["iat"] == 60
 
 
-def test_superadmin_token_needs_no_org(cli, monkeypatch):
+def test_superadmin_token_needs_no_org(cli, initialized, monkeypatch):
     """A SUPERADMIN token has no organizationId."""
     monkeypatch.setenv("ORGSETTINGS_JWT_SECRET", JWT_SECRET)
     out = cli("token", "create", "--role", "SUPERADMIN", "--sub", "root")[1]
@@ -245,7 +251,7 @@ def test_superadmin_token_needs_no_org(cli, monkeypatch):
     assert claims["role"] == "SUPERADMIN" and "organizationId" not in claims
 
 
-def test_member_token_without_org_is_refused(db, capsys):
+def test_member_token_without_org_is_refused(db, initialized, capsys):
     """USER and ADMIN tokens need --org: one line on stderr, nothing on stdout, exit 2."""
     status = main(["--db", str(db), "token", "create", "--role", "ADMIN", "--sub", "u", "--json"])
     captured = capsys.readouterr()
@@ -413,3 +419,51 @@ def test_console_script_is_installed(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"database": str(db), "schema_version": latest_version()}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["org", "show", "01890a5d-ac96-774b-bcce-b302099a8057"],
+        ["org", "create", "--name", "Typo"],
+        ["key", "revoke", "key_x"],
+        ["audit", "verify"],
+        ["serve", "--port", "2212"],
+    ],
+)
+def test_a_missing_database_is_refused_and_nothing_is_created(db, capsys, args):
+    """Every command but init and demo: one line naming the path, exit 2, no file made."""
+    status = main(["--db", str(db), *args, "--json"])
+    captured = capsys.readouterr()
+    assert status == 2
+    assert captured.out == ""
+    assert captured.err.strip() == (
+        f"orgsettings: error: no database at {db}; create it with `orgsettings init`"
+    )
+    assert not db.parent.exists()
+
+
+def test_audit_verify_reports_every_chain(cli, org_id):
+    """audit verify recomputes every organization's chain and finds it whole."""
+    cli("org", "create", "--name", "Second")
+    status, out = cli("audit", "verify")
+    assert status == 0
+    assert out == {"organizations": 2, "events": 2, "broken": None}
+    assert cli("audit", "verify", "--org", org_id)[1]["organizations"] == 1
+
+
+def test_audit_verify_names_the_first_broken_event(cli, db, org_id, capsys):
+    """A tampered event: exit 1, the JSON names it, and so does the one line on stderr."""
+    import contextlib
+    import sqlite3
+
+    cli("brand", "create", "--org", org_id)
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as conn:
+        conn.execute("DROP TRIGGER audit_events_no_update")
+        conn.execute("UPDATE audit_events SET request_id = 'forged' WHERE seq = 1")
+        forged = conn.execute("SELECT id FROM audit_events WHERE seq = 1").fetchone()[0]
+    status = main(["--db", str(db), "audit", "verify", "--json"])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert json.loads(captured.out)["broken"]["id"] == forged
+    assert f"audit chain broken at event {forged}" in captured.err

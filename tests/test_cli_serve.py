@@ -52,6 +52,7 @@ def read_line(process: subprocess.Popen, timeout: float = 30) -> str:
 def test_serve_prints_where_it_listens(tmp_path: Path, workers: int, as_json: bool) -> None:
     """One line on stdout before the first request, naming the URL, workers and database."""
     db = tmp_path / "serve.db"
+    assert main(["--db", str(db), "init"]) == 0
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORGSETTINGS_")}
     process = subprocess.Popen(
@@ -93,6 +94,8 @@ def test_serve_prints_where_it_listens(tmp_path: Path, workers: int, as_json: bo
 def test_serve_refuses_a_port_in_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A port something listens on: one line on stderr, exit 2, nothing printed on stdout."""
     db = tmp_path / "serve.db"
+    assert main(["--db", str(db), "init"]) == 0
+    capsys.readouterr()
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -108,6 +111,8 @@ def test_serve_refuses_an_address_not_of_this_machine(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A host that is not one of this machine's addresses: one line, exit 2."""
+    assert main(["--db", str(tmp_path / "s.db"), "init"]) == 0
+    capsys.readouterr()
     status = main(["--db", str(tmp_path / "s.db"), "serve", "--host", "192.0.2.1", "--port", "9"])
     captured = capsys.readouterr()
     assert status == 2

@@ -49,6 +49,7 @@ WRITERS: list[tuple[str, str, Callable[[str, int], tuple[str, dict]], Callable[[
 def test_sigkill_under_load_loses_no_acknowledged_write(tmp_path: Path) -> None:
     """Four SIGKILLs mid-load: integrity ok, every 200 present, audit trail == version history."""
     db = tmp_path / "crash.db"
+    cli(db, "init", env=SECRET_ENV)
     org = cli(db, "org", "create", "--name", "Crash Org 0", env=SECRET_ENV)["id"]
     scopes = ("--scope", "org:read", "--scope", "org:admin:write")
     creds = {

@@ -133,6 +133,7 @@ def test_documented_responses_round_trip_through_models(
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A live server with one organization, a full-scope key and an ADMIN token."""
     db = tmp_path_factory.mktemp("clients-live") / "clients.db"
+    cli(db, "init", env=ENV)
     org = cli(db, "org", "create", "--name", "Client Org", env=ENV)["id"]
     scopes = ("--scope", "org:read", "--scope", "org:admin:write", "--scope", "audit:read")
     key = cli(db, "key", "create", "--org", org, *scopes, env=ENV)["key"]

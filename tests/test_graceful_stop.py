@@ -40,6 +40,7 @@ def read_back(row: dict, index: int) -> str:
 def test_sigterm_finishes_in_flight_requests(tmp_path: Path, workers: int) -> None:
     """Every request sent before SIGTERM is answered 200; exit 0; every 200 is in the file."""
     db = tmp_path / "graceful.db"
+    cli(db, "init", env=SECRET_ENV)
     org = cli(db, "org", "create", "--name", "Graceful Org", env=SECRET_ENV)["id"]
     key = cli(db, "key", "create", "--org", org, "--scope", "org:admin:write", env=SECRET_ENV)
     server = start_server(db, workers=workers, env=SECRET_ENV)

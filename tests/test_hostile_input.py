@@ -372,6 +372,7 @@ def test_a_stalled_body_is_408_in_process(tmp_path: Path) -> None:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A server over a fresh database with one org, a full-scope key and an ADMIN token."""
     db: Path = tmp_path_factory.mktemp("hostile") / "hostile.db"
+    cli(db, "init", env=SECRET_ENV)
     org = cli(db, "org", "create", "--name", "Hostile Org", env=SECRET_ENV)
     scopes = ("--scope", "org:read", "--scope", "org:admin:write", "--scope", "audit:read")
     key = cli(db, "key", "create", "--org", org["id"], *scopes, env=SECRET_ENV)["key"]

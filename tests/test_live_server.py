@@ -41,6 +41,7 @@ def _lower(headers: Any) -> dict[str, str]:
 def live(tmp_path_factory: pytest.TempPathFactory):
     """A server over a fresh database holding one org, a full-scope key and an ADMIN token."""
     db: Path = tmp_path_factory.mktemp("live") / "live.db"
+    cli(db, "init", env=SECRET_ENV)
     org = cli(db, "org", "create", "--name", "Live Org", env=SECRET_ENV)
     key = full_key(db, org["id"], env=SECRET_ENV)
     token = cli(

@@ -166,8 +166,8 @@ def serve(args: argparse.Namespace, config: Config) -> int:
     """
     import uvicorn
 
-    config.hs256_secret(create=True)
     asyncio.run(run_command(_migrate_only, args, config))
+    config.hs256_secret(create=True)
     _check_listenable(args.host, args.port)
     # Worker processes build their own app from the environment, so pass the database there.
     os.environ["ORGSETTINGS_DB"] = str(config.db_path)
@@ -265,14 +265,30 @@ async def cmd_brand_delete(
     return await store.delete_brand(args.brand_id, _operator())
 
 
+async def cmd_audit_verify(
+    args: argparse.Namespace, config: Config, store: Store
+) -> dict[str, Any]:
+    """Recompute the audit hash chains (every organization's, or one's)."""
+    if args.org:
+        await store.get_org(args.org)
+    return await store.verify_audit(args.org)
+
+
 async def cmd_demo(args: argparse.Namespace, config: Config, store: Store) -> dict[str, Any]:
     """Init, create the demo org once, mint fresh demo keys and tokens, print curl lines."""
     return await run_demo(config, store, _operator(), base_url=base_url(args.host, args.port))
 
 
+#: The commands that may create the database; every other one refuses a missing database.
+CREATING = ("init", "demo")
+
+
 async def run_command(command: Command, args: argparse.Namespace, config: Config) -> dict:
     """Open and migrate the store, run one command, close the store."""
-    store = open_store(config.db_path, wait_seconds=config.db_wait_seconds)
+    create = args.command in CREATING
+    if not create and not config.db_path.exists():
+        raise CliError(f"no database at {config.db_path}; create it with `orgsettings init`")
+    store = open_store(config.db_path, wait_seconds=config.db_wait_seconds, create=create)
     try:
         await store.migrate()
         return await command(args, config, store)
@@ -349,6 +365,12 @@ def build_parser() -> argparse.ArgumentParser:
     bcreate.add_argument("--campaigns", type=_non_negative, default=0)
     bdelete = leaf(brand, "delete", cmd_brand_delete, "delete a brand")
     bdelete.add_argument("brand_id", type=_text)
+
+    audit = commands.add_parser("audit", help="the audit trail").add_subparsers(
+        dest="audit_command", required=True
+    )
+    verify = leaf(audit, "verify", cmd_audit_verify, "recompute the audit hash chains")
+    verify.add_argument("--org", type=_text, default=None)
 
     demo = leaf(commands, "demo", cmd_demo, "set up a demo organization with keys and tokens")
     demo.add_argument("--host", type=_host, default="127.0.0.1")
@@ -432,6 +454,13 @@ def _run(args: argparse.Namespace) -> int:
         return serve(args, config)
     result = asyncio.run(run_command(args.func, args, config))
     _print(result, getattr(args, "json", False))
+    if args.command == "audit" and result["broken"] is not None:
+        broken = result["broken"]
+        return _error(
+            f"audit chain broken at event {broken['id']} of organization "
+            f"{broken['organization_id']}: {broken['reason']}",
+            EXIT_FAILED,
+        )
     return 0
 
 
