@@ -35,6 +35,8 @@ class Config:
     auth_failures_per_minute: int = 30
     #: Requests per API key and minute (0: no limit); RateLimit-* headers when on.
     key_requests_per_minute: int = 0
+    #: GET /metrics (Prometheus text format); off: 404.
+    metrics: bool = True
     log_requests: bool = True
 
     @classmethod
@@ -58,6 +60,7 @@ class Config:
             jwt_issuer=env.get("ORGSETTINGS_JWT_ISSUER") or None,
             jwt_audience=env.get("ORGSETTINGS_JWT_AUDIENCE") or None,
             log_requests=env.get("ORGSETTINGS_LOG_REQUESTS", "1") != "0",
+            metrics=env.get("ORGSETTINGS_METRICS", "1") != "0",
             db_wait_seconds=_seconds(env, "ORGSETTINGS_DB_WAIT_SECONDS", 5.0),
             auth_failures_per_minute=_count(env, "ORGSETTINGS_AUTH_FAILURES_PER_MINUTE", 30),
             key_requests_per_minute=_count(env, "ORGSETTINGS_KEY_REQUESTS_PER_MINUTE", 0),

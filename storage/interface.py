@@ -19,6 +19,18 @@ Mutator = Callable[[dict[str, Any]], tuple[dict[str, Any], str | None]]
 VersionCheck = Callable[[int], bool]
 
 
+class StorageObserver(Protocol):
+    """Told about the storage layer's work, for metrics; must not block or raise."""
+
+    def batch(self, size: int, waits: list[float]) -> None:
+        """A COMMIT took ``size`` writes, which waited ``waits`` seconds to start."""
+        ...
+
+    def database_error(self, reason: str) -> None:
+        """A request failed with StorageUnavailable for ``reason``."""
+        ...
+
+
 class Store(Protocol):
     """Organizations, API keys, brands and the audit trail."""
 
@@ -32,6 +44,10 @@ class Store(Protocol):
 
     async def close(self) -> None:
         """Write what is pending (key usage), then release every connection and thread."""
+        ...
+
+    def add_observer(self, observer: StorageObserver) -> None:
+        """Tell ``observer`` about every committed batch and every database fault."""
         ...
 
     # -- organizations ----------------------------------------------------------------------

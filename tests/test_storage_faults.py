@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -79,3 +82,50 @@ def test_a_store_over_a_missing_file_creates_nothing(tmp_path: Path) -> None:
     with pytest.raises(StorageUnavailable):
         open_store(path, create=False)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """A 4 MiB tmpfs of its own (the test runs as root, as CI does), unmounted afterwards."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def fill(disk: Path) -> Path:
+    """Take every free byte of the disk with one file; returns it."""
+    filler = disk / "filler"
+    with filler.open("wb") as handle, contextlib.suppress(OSError):
+        while True:
+            handle.write(b"\0" * 65536)
+            handle.flush()
+    return filler
+
+
+def test_a_full_disk_refuses_writes_until_space_returns(tiny_disk: Path) -> None:
+    """Disk full: writes StorageUnavailable and not ready; space back: ready again by itself
+    (the writer probes), writes work, and what was acknowledged is all there."""
+    store = sync_store(tiny_disk / "full.db", wait_seconds=0.5)
+    try:
+        org = store.create_org(name="Acme", actor=OPERATOR)
+        rename(store, org["id"], "Before")
+        filler = fill(tiny_disk)
+        with pytest.raises(StorageUnavailable, match="full"):
+            rename(store, org["id"], "Lost " + "x" * 90)
+        assert store.is_ready() is False
+        filler.unlink()
+        deadline = time.monotonic() + 5
+        while not store.is_ready() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert store.is_ready() is True
+        assert rename(store, org["id"], "After")[0]["version"] == 3
+    finally:
+        store.close()
+    reopened = sync_store(tiny_disk / "full.db")
+    try:
+        assert reopened.get_org(org["id"])["name"] == "After"
+        assert reopened.verify_audit()["broken"] is None
+    finally:
+        reopened.close()

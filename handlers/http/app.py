@@ -33,9 +33,10 @@ from handlers.auth.security import bearer_security_map
 from handlers.config import Config
 from handlers.http import probes
 from handlers.http.errors import ApiError, ErrorRenderer
+from handlers.http.metrics import Metrics
 from handlers.http.middleware import RequestContext
 from handlers.http.rate_limit import RateLimits
-from handlers.http.routes import AllowedMethods
+from handlers.http.routes import AllowedMethods, OperationNames
 from handlers.http.validation import validator_map
 from storage import StorageUnavailable, Store, open_store
 
@@ -146,6 +147,9 @@ def create_app(config: Config | None = None, store: Store | None = None) -> conn
         security_map=bearer_security_map(jwt),
         validator_map=validator_map(frozenset()),
     )
+    metrics = Metrics() if config.metrics else None
+    if metrics is not None:
+        store.add_observer(metrics)
     render = ErrorRenderer(AllowedMethods([(v1, "/v1"), (dashboard, "/api")]))
     for exc in (Exception, ProblemException, HTTPException, ApiError, StorageUnavailable):
         app.add_error_handler(exc, render)
@@ -155,9 +159,13 @@ def create_app(config: Config | None = None, store: Store | None = None) -> conn
         max_body_bytes=config.max_body_bytes,
         log_requests=config.log_requests,
         limits=limits,
+        metrics=metrics,
+        operations=OperationNames([(v1, "/v1", "v1"), (dashboard, "/api", "dashboard")]),
         body_timeout_seconds=config.body_timeout_seconds,
     )
-    app.add_url_rule("/", "index", probes.index(), methods=["GET"])
+    app.add_url_rule("/", "index", probes.index(metrics is not None), methods=["GET"])
     app.add_url_rule("/healthz", "healthz", probes.healthz(), methods=["GET"])
     app.add_url_rule("/readyz", "readyz", probes.readyz(store), methods=["GET"])
+    if metrics is not None:
+        app.add_url_rule("/metrics", "metrics", metrics.endpoint, methods=["GET"])
     return app

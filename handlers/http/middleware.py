@@ -13,7 +13,9 @@ from ulid import ULID
 from handlers.http import request_context
 from handlers.http.errors import ApiError, PayloadTooLarge, RequestTimeout, render
 from handlers.http.log_format import ACCESS_FIELDS
+from handlers.http.metrics import Metrics
 from handlers.http.rate_limit import RateLimits
+from handlers.http.routes import OperationNames
 from handlers.http.validation import replay
 
 access_log = logging.getLogger("orgsettings.access")
@@ -35,10 +37,14 @@ class RequestContext:
         max_body_bytes: int,
         log_requests: bool,
         limits: RateLimits,
+        metrics: Metrics | None,
+        operations: OperationNames,
         body_timeout_seconds: float = BODY_TIMEOUT_SECONDS,
     ) -> None:
         self.app = app
         self.limits = limits
+        self.metrics = metrics
+        self.operations = operations
         self.max_body = max_body_bytes
         self.log_requests = log_requests
         self.body_timeout = body_timeout_seconds
@@ -98,13 +104,17 @@ class RequestContext:
         finally:
             if status_seen == 401:
                 self.limits.failed_authentication(address)
+            seconds = time.perf_counter() - started
+            if self.metrics is not None:
+                surface, operation = self.operations(scope["method"], scope["path"])
+                self.metrics.request(surface, operation, status_seen, seconds)
             if self.log_requests:
                 fields = {
                     "request_id": info.request_id,
                     "method": scope["method"],
                     "path": logged_path,
                     "status": status_seen,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "duration_ms": round(seconds * 1000, 2),
                     "actor_id": info.actor_id,
                 }
                 access_log.info("request", extra={ACCESS_FIELDS: fields})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -12,14 +13,16 @@ from storage import Store
 Probe = Callable[[Request], Awaitable[JSONResponse]]
 
 
-def index() -> Probe:
-    """GET /: where the specs, their Swagger UIs and the probes are."""
-    body = {
+def index(metrics: bool) -> Probe:
+    """GET /: where the specs, their Swagger UIs, the probes and the metrics are."""
+    body: dict[str, Any] = {
         "service": "orgsettings",
         "specs": {"v1": "/v1/openapi.json", "dashboard": "/api/openapi.json"},
         "docs": {"v1": "/v1/ui/", "dashboard": "/api/ui/"},
         "probes": {"health": "/healthz", "ready": "/readyz"},
     }
+    if metrics:
+        body["probes"]["metrics"] = "/metrics"
 
     async def probe(_request: Request) -> JSONResponse:
         return JSONResponse(body)

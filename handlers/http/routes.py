@@ -28,3 +28,35 @@ class AllowedMethods:
             if pattern.fullmatch(path):
                 return allow
         return None
+
+
+class OperationNames:
+    """(method, path) -> (surface, operation) for metrics labels: the operationId's function
+    name for a spec operation, else a fixed word, so label values stay few whatever is asked."""
+
+    def __init__(self, specs: list[tuple[dict[str, Any], str, str]]) -> None:
+        self._routes: list[tuple[str, re.Pattern[str], str, str]] = []
+        for spec, base, surface in specs:
+            for template, item in spec["paths"].items():
+                pattern = re.compile(
+                    re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(base + template)) + "/?"
+                )
+                for method, op in item.items():
+                    if method in _HTTP_METHODS and isinstance(op, dict):
+                        name = op["operationId"].rsplit(".", 1)[-1]
+                        self._routes.append((method.upper(), pattern, surface, name))
+
+    def __call__(self, method: str, path: str) -> tuple[str, str]:
+        """The surface and operation of a request (HEAD as GET)."""
+        method = "GET" if method == "HEAD" else method
+        for route_method, pattern, surface, name in self._routes:
+            if route_method == method and pattern.fullmatch(path):
+                return surface, name
+        if path.startswith("/v1/") or path == "/v1":
+            return "v1", "unrouted"
+        if path.startswith("/api/") or path == "/api":
+            return "dashboard", "unrouted"
+        return "service", path if path in _SERVICE_PATHS else "unrouted"
+
+
+_SERVICE_PATHS = frozenset({"/", "/healthz", "/readyz", "/metrics"})

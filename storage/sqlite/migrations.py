@@ -135,7 +135,18 @@ def _002_audit_hash_chain(db: Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_001_initial, _002_audit_hash_chain]
+def _003_write_probe(db: Database) -> None:
+    """One row the writer rewrites to learn whether the database takes writes again after a
+    fault (disk full, say), while no request is writing."""
+    db.execute("CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), probed_at TEXT)")
+    db.execute("INSERT INTO write_probe (id, probed_at) VALUES (1, NULL)")
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [
+    _001_initial,
+    _002_audit_hash_chain,
+    _003_write_probe,
+]
 
 
 def schema_version(db: Database) -> int:

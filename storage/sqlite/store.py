@@ -15,7 +15,7 @@ from sqlite_utils import Database
 
 from storage.audit_chain import verdict
 from storage.errors import StorageUnavailable
-from storage.interface import Actor, Mutator, VersionCheck
+from storage.interface import Actor, Mutator, StorageObserver, VersionCheck
 from storage.key_usage import KeyUsage
 from storage.sqlite import audit, brands, keys, migrations, organizations
 from storage.sqlite.connection import WriteLock, connect, file_identity
@@ -87,7 +87,12 @@ class SqliteStore:
         except sqlite3.IntegrityError:
             raise
         except sqlite3.Error as exc:
-            raise unavailable(exc) from exc
+            error = unavailable(exc)
+        except StorageUnavailable as exc:
+            error = exc
+        for observer in self._writer.observers:
+            observer.database_error(error.reason)
+        raise error
 
     async def _read(self, fn: Callable[[Database], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -118,7 +123,7 @@ class SqliteStore:
             )
         except (StorageUnavailable, TimeoutError):
             return False
-        return version == migrations.latest_version()
+        return version == migrations.latest_version() and self._writer.failing is None
 
     async def close(self) -> None:
         """Write pending key uses, stop the writer, close every connection."""
@@ -136,6 +141,10 @@ class SqliteStore:
         for db in opened:
             db.close()
         self._lock.close()
+
+    def add_observer(self, observer: StorageObserver) -> None:
+        """Tell ``observer`` about every committed batch and every database fault."""
+        self._writer.observers.append(observer)
 
     # -- organizations ------------------------------------------------------------------------
 

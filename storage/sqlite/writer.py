@@ -31,6 +31,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from storage.errors import StorageUnavailable
+from storage.interface import StorageObserver
 from storage.key_usage import KeyUsage
 from storage.sqlite import keys
 from storage.sqlite.connection import FileIdentity, WriteLock, file_identity
@@ -49,11 +50,17 @@ class Job:
     deadline: float
     transactional: bool = True
     future: Future[Any] = field(default_factory=Future)
+    submitted: float = field(default_factory=time.monotonic)
 
 
 _STOP = object()
 _FLUSH = object()
 
+
+#: How often a failing writer tries a write of its own (see Writer.failing).
+PROBE_INTERVAL_SECONDS = 1.0
+#: Faults that are someone else's write in progress, not the database's own state.
+TRANSIENT = frozenset({"the database is busy", "another writer holds the database"})
 
 REPLACED = StorageUnavailable("the database file was removed or replaced", retry_after=5)
 
@@ -93,6 +100,12 @@ class Writer:
         #: Batches committed and jobs in them, for the bench and the logs.
         self.commits = 0
         self.jobs = 0
+        #: Told about each committed batch and each database fault (metrics).
+        self.observers: list[StorageObserver] = []
+        #: Why the last write failed for a fault of the database itself (full, unwritable,
+        #: removed), until a COMMIT succeeds again; None while writes commit. Meanwhile the
+        #: thread probes once a second, so the store reports ready again by itself.
+        self.failing: str | None = None
 
     def submit(self, fn: Callable[[Database], Any], *, transactional: bool = True) -> Future[Any]:
         """Queue ``fn(db)``; the future resolves after its COMMIT (or with its error)."""
@@ -127,9 +140,11 @@ class Writer:
         try:
             stopping = False
             while not stopping:
+                timeout = self._key_usage.seconds_until_due()
+                if self.failing is not None:
+                    timeout = min(timeout, PROBE_INTERVAL_SECONDS)
                 try:
-                    first = self._queue.get(timeout=max(0.01, self._key_usage.seconds_until_due()))
-                    batch = [first]
+                    batch = [self._queue.get(timeout=max(0.01, timeout))]
                 except queue.Empty:
                     batch = []
                 with contextlib.suppress(queue.Empty):
@@ -158,6 +173,9 @@ class Writer:
                     if checkpointer is None:
                         checkpointer = Checkpointer(lambda: self._connect(False))
                 touches = self._key_usage.take(force=stopping)
+                if self.failing is not None and not jobs and not touches and not stopping:
+                    self._probe(db, identity)
+                    continue
                 for job in (j for j in jobs if not j.transactional):
                     self._run_alone(db, job)
                 together = [j for j in jobs if j.transactional]
@@ -169,11 +187,19 @@ class Writer:
             if db is not None:
                 db.close()
 
-    @staticmethod
-    def _fail(jobs: list[Job], error: StorageUnavailable) -> None:
+    def _fail(self, jobs: list[Job], error: StorageUnavailable) -> None:
+        """Fail jobs not started yet."""
+        self._fail_started([j for j in jobs if j.future.set_running_or_notify_cancel()], error)
+
+    def _fail_started(self, jobs: list[Job], error: StorageUnavailable) -> None:
+        """Fail started jobs with a database fault, telling the observers."""
+        if error.reason not in TRANSIENT:
+            self.failing = error.reason
         for job in jobs:
-            if job.future.set_running_or_notify_cancel():
-                job.future.set_exception(error)
+            job.future.set_exception(error)
+        if jobs:
+            for observer in self.observers:
+                observer.database_error(error.reason)
 
     def _startable(self, jobs: list[Job]) -> list[Job]:
         """Jobs still wanted and within their deadline; the late ones fail without running."""
@@ -183,7 +209,7 @@ class Writer:
             if not job.future.set_running_or_notify_cancel():
                 continue  # the caller went away before it started
             if now > job.deadline:
-                job.future.set_exception(StorageUnavailable("the database is busy"))
+                self._fail_started([job], StorageUnavailable("the database is busy"))
             else:
                 live.append(job)
         return live
@@ -192,8 +218,7 @@ class Writer:
         deadline = min((j.deadline for j in jobs), default=time.monotonic() + self.wait_seconds)
         if self._lock.acquire(max(0.0, deadline - time.monotonic())):
             return True
-        for job in jobs:
-            job.future.set_exception(StorageUnavailable("another writer holds the database"))
+        self._fail_started(jobs, StorageUnavailable("another writer holds the database"))
         return False
 
     def _run_batch(
@@ -209,6 +234,7 @@ class Writer:
         if not self._take_lock(jobs):
             self._key_usage.put_back(touches)
             return False
+        started = time.monotonic()
         outcomes: list[tuple[Job, Any, BaseException | None]] = []
         try:
             # IMMEDIATE takes SQLite's write lock up front: a read-then-write transaction can
@@ -232,8 +258,7 @@ class Writer:
             with contextlib.suppress(sqlite3.Error):
                 db.rollback()
             error = unavailable(exc)
-            for job in jobs:
-                job.future.set_exception(error)
+            self._fail_started(jobs, error)
             self._key_usage.put_back(touches)
             return False
         finally:
@@ -241,17 +266,38 @@ class Writer:
         if file_identity(self._path) != identity:
             # Committed to a file that is no longer the database: not a write anyone may count
             # on, so nobody is told it succeeded.
-            for job in jobs:
-                job.future.set_exception(REPLACED)
+            self._fail_started(jobs, REPLACED)
             return False
         self.commits += 1
         self.jobs += len(jobs)
+        self.failing = None
+        waits = [started - job.submitted for job in jobs]
+        for observer in self.observers:
+            observer.batch(len(jobs), waits)
         for job, result, error in outcomes:
             if error is None:
                 job.future.set_result(result)
             else:
                 job.future.set_exception(error)
         return True
+
+    def _probe(self, db: Database, identity: FileIdentity | None) -> None:
+        """While failing: one small real write; its COMMIT succeeding ends the failure."""
+        if not self._lock.acquire(self.wait_seconds):
+            return
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("UPDATE write_probe SET probed_at = ? WHERE id = 1", [time.time()])
+            db.commit()
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                db.rollback()
+            self.failing = unavailable(exc).reason
+            return
+        finally:
+            self._lock.release()
+        if file_identity(self._path) == identity:
+            self.failing = None
 
     def _run_alone(self, db: Database, job: Job) -> None:
         """A job that manages its own transactions (migrations), under the write lock."""
