@@ -55,6 +55,10 @@ class RequestContext:
             return
         started = time.perf_counter()
         info = request_context.begin(_request_id(scope))
+        # Connexion records each request's routing in scope["extensions"]; a server that hands
+        # every request the same extensions dict (Granian 2.x does) would let concurrent
+        # requests overwrite each other's routing. Each request gets a dict of its own.
+        scope = {**scope, "extensions": dict(scope.get("extensions") or {})}
         logged_path = scope["path"]
         if "\n" in logged_path:
             # Starlette's mounts match the rest of a path with ".*", which stops at a newline, so
