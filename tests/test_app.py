@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import gc
 import logging
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator
@@ -178,3 +180,28 @@ def test_key_uses_are_written_in_batches_not_per_request(config, store, org, mak
         assert all(reopened.key_by_hash(hash_key(k))["last_used_at"] for k in keys)
     finally:
         reopened.close()
+
+
+def test_an_outside_program_holding_sqlite_s_lock_delays_nothing_but_writes(
+    quick_config, store, org, admin_key
+) -> None:
+    """Another program in BEGIN EXCLUSIVE (a sqlite3 shell, a backup): probes and reads answer
+    at once, a write is 503 within the bound, and nothing is ever 500."""
+    with create_app(quick_config).test_client() as client:
+        with contextlib.closing(
+            sqlite3.connect(quick_config.db_path, isolation_level=None)
+        ) as outside:
+            outside.execute("BEGIN EXCLUSIVE")
+            started = time.monotonic()
+            assert client.get("/healthz").status_code == 200
+            assert client.get("/readyz").status_code == 200
+            assert client.get("/v1/organization", headers=bearer(admin_key)).status_code == 200
+            assert time.monotonic() - started < 1
+            patch = client.patch(
+                "/v1/organization", json={"name": "Blocked"}, headers=bearer(admin_key)
+            )
+            assert patch.status_code == 503
+            assert time.monotonic() - started < 3
+            outside.execute("ROLLBACK")
+        again = client.patch("/v1/organization", json={"name": "Free"}, headers=bearer(admin_key))
+        assert again.status_code == 200
