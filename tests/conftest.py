@@ -52,6 +52,17 @@ def sync_store(path: Path, **options: Any) -> SyncStore:
     return store
 
 
+def rename(store: SyncStore, org_id: str, name: str) -> tuple[dict[str, Any], Any]:
+    """One effective change through the store, as the operator."""
+    return store.modify_org(
+        org_id,
+        lambda o: ({**o, "name": name}, None),
+        actor=OPERATOR,
+        surface="cli",
+        request_id=None,
+    )
+
+
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
     """A config pointing at a fresh temporary database, with a known HS256 secret."""

@@ -9,20 +9,9 @@ from typing import Any
 
 import pytest
 
-from conftest import OPERATOR, bearer, sync_store
+from conftest import OPERATOR, bearer, rename, sync_store
 from storage.audit_chain import event_hash, first_break
 from storage.sqlite.migrations import MIGRATIONS
-
-
-def rename(store, org_id: str, name: str) -> None:
-    """One effective change, as the operator."""
-    store.modify_org(
-        org_id,
-        lambda o: ({**o, "name": name}, None),
-        actor=OPERATOR,
-        surface="cli",
-        request_id=None,
-    )
 
 
 @pytest.fixture

@@ -10,19 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import OPERATOR, sync_store
+from conftest import OPERATOR, rename, sync_store
 from storage import NotFoundError, StorageUnavailable
-
-
-def rename(store, org_id: str, name: str):
-    """One effective change, as the operator."""
-    return store.modify_org(
-        org_id,
-        lambda o: ({**o, "name": name}, None),
-        actor=OPERATOR,
-        surface="cli",
-        request_id=None,
-    )
 
 
 @pytest.fixture

@@ -7,23 +7,12 @@ from typing import Any
 from sqlite_utils import Database
 from ulid import ULID
 
-from storage.audit_chain import event_hash
+from storage.audit_chain import CHAINED_FIELDS, event_hash
 from storage.interface import Actor
 from storage.records import event_from_row, to_json, utcnow
 
-_COLUMNS = (
-    "id",
-    "type",
-    "organization_id",
-    "actor",
-    "surface",
-    "request_id",
-    "changes",
-    "attestation",
-    "created_at",
-    "prev_hash",
-    "hash",
-)
+#: Every stored field of an event: the chained ones and the hash over them.
+_COLUMNS = (*CHAINED_FIELDS, "hash")
 _INSERT = (
     f"INSERT INTO audit_events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
 )
