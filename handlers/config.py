@@ -37,6 +37,9 @@ class Config:
     key_requests_per_minute: int = 0
     #: GET /metrics (Prometheus text format); off: 404.
     metrics: bool = True
+    #: Whether the app may create a missing database. From the environment (the server) it
+    #: may not: only ``init`` and ``demo`` create one.
+    create_database: bool = True
     log_requests: bool = True
 
     @classmethod
@@ -61,6 +64,7 @@ class Config:
             jwt_audience=env.get("ORGSETTINGS_JWT_AUDIENCE") or None,
             log_requests=env.get("ORGSETTINGS_LOG_REQUESTS", "1") != "0",
             metrics=env.get("ORGSETTINGS_METRICS", "1") != "0",
+            create_database=False,
             db_wait_seconds=_seconds(env, "ORGSETTINGS_DB_WAIT_SECONDS", 5.0),
             auth_failures_per_minute=_count(env, "ORGSETTINGS_AUTH_FAILURES_PER_MINUTE", 30),
             key_requests_per_minute=_count(env, "ORGSETTINGS_KEY_REQUESTS_PER_MINUTE", 0),

@@ -117,6 +117,7 @@ def create_app(config: Config | None = None, store: Store | None = None) -> conn
         config.db_path,
         wait_seconds=config.db_wait_seconds,
         key_usage_seconds=config.key_usage_seconds,
+        create=config.create_database,
     )
     services = Services(config=config, store=store)
     v1 = load_spec("v1.yaml")
