@@ -27,6 +27,9 @@ class Config:
     max_body_bytes: int = 64 * 1024
     #: How long a client may take to send the next piece of a request body (then 408).
     body_timeout_seconds: float = 10.0
+    #: How long the server waits for a request head (and an idle keep-alive connection for
+    #: its next one) before closing the connection.
+    header_timeout_seconds: float = 10.0
     #: The bound on every wait for the database (a write that cannot start: 503).
     db_wait_seconds: float = 5.0
     #: How often API keys' last_used_at is written (its granularity).
@@ -65,6 +68,7 @@ class Config:
             log_requests=env.get("ORGSETTINGS_LOG_REQUESTS", "1") != "0",
             metrics=env.get("ORGSETTINGS_METRICS", "1") != "0",
             create_database=False,
+            header_timeout_seconds=_header_timeout(env),
             db_wait_seconds=_seconds(env, "ORGSETTINGS_DB_WAIT_SECONDS", 5.0),
             auth_failures_per_minute=_count(env, "ORGSETTINGS_AUTH_FAILURES_PER_MINUTE", 30),
             key_requests_per_minute=_count(env, "ORGSETTINGS_KEY_REQUESTS_PER_MINUTE", 0),
@@ -127,3 +131,18 @@ def _count(env: Mapping[str, str], name: str, default: int) -> int:
     if not raw.isdigit() or int(raw) > 1_000_000:
         raise ValueError(f"{name} must be a whole number from 0 to 1000000, not {raw!r}")
     return int(raw)
+
+
+def _header_timeout(env: Mapping[str, str]) -> float:
+    """ORGSETTINGS_HEADER_TIMEOUT_SECONDS: 0.001 to 60 (the server counts whole ms), else 10."""
+    name = "ORGSETTINGS_HEADER_TIMEOUT_SECONDS"
+    raw = env.get(name, "").strip()
+    if not raw:
+        return 10.0
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = float("nan")
+    if not 0.001 <= seconds <= 60.0:
+        raise ValueError(f"{name} must be a number of seconds from 0.001 to 60.0")
+    return seconds

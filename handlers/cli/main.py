@@ -10,7 +10,6 @@ import ipaddress
 import json
 import os
 import re
-import signal
 import socket
 import stat
 import sys
@@ -21,6 +20,7 @@ from typing import Any
 
 from handlers.auth.api_keys import SCOPES, mint_key
 from handlers.auth.jwt import issue_token
+from handlers.cli import server_limits
 from handlers.cli.demo import run_demo
 from handlers.config import Config
 from storage import NotFoundError, StorageUnavailable, Store, open_store
@@ -159,21 +159,24 @@ def _check_listenable(host: str, port: int) -> None:
 
 
 def serve(args: argparse.Namespace, config: Config) -> int:
-    """Run the HTTP server until stopped; print where it listens first (uvicorn prints nothing).
+    """Run the HTTP server until stopped; print where it listens first (Granian prints nothing).
 
     The database is migrated here, so a database that cannot be used is reported as one line
-    before anything listens; the app's own start-up migration then finds it current.
+    before anything listens; the app's own start-up migration then finds it current. The
+    server is Granian, chosen by measurement for its connection limits (README, "Connections"):
+    the request head is bounded in size and time by the server, before any Python code runs.
     """
-    import uvicorn
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+    from granian.log import LogLevels
 
+    limits = server_limits.limits(config.header_timeout_seconds)
     asyncio.run(run_command(_migrate_only, args, config))
     config.hs256_secret(create=True)
     _check_listenable(args.host, args.port)
     # Worker processes build their own app from the environment, so pass the database there.
     os.environ["ORGSETTINGS_DB"] = str(config.db_path)
-    # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal it caught; with
-    # this no-op handler in place that re-raise returns, so a clean stop exits 0, not -15.
-    signal.signal(signal.SIGTERM, lambda *_: None)
     url = base_url(args.host, args.port)
     if args.json:
         listening = {"listening": url, "workers": args.workers, "database": str(config.db_path)}
@@ -181,18 +184,31 @@ def serve(args: argparse.Namespace, config: Config) -> int:
     else:
         workers = f"{args.workers} worker{'s' if args.workers != 1 else ''}"
         print(f"orgsettings listening on {url} ({workers}, database {config.db_path})", flush=True)
-    uvicorn.run(
+    # SIGTERM and SIGINT: Granian stops accepting, lets in-flight requests finish, runs the
+    # app's lifespan shutdown in each worker, and returns here (exit 0).
+    Granian(
         "handlers.cli.served:app",
         factory=True,
-        log_config=None,  # the app's own JSON logging (handlers.cli.logs), set up per worker
-        host=args.host,
+        address=args.host,
         port=args.port,
+        interface=Interfaces.ASGI,
+        http=HTTPModes.http1,
+        websockets=False,
         workers=args.workers,
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-    )
+        backlog=server_limits.BACKLOG,
+        # Granian's backpressure: connections one worker serves at once; the rest wait in the
+        # listen queue, so the open-file limit is never what refuses a client.
+        backpressure=limits.max_connections,
+        http1_settings=HTTP1Settings(
+            header_read_timeout=round(limits.header_timeout_seconds * 1000),
+            keep_alive=True,
+            max_buffer_size=limits.read_buffer_bytes,  # bounds the head to 64 KiB
+        ),
+        log_enabled=True,
+        log_level=LogLevels.warning,
+        log_access=False,  # the app's own JSON access log (handlers.cli.logs)
+        workers_kill_timeout=10,
+    ).serve()
     return 0
 
 
