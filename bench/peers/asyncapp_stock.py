@@ -1,65 +1,17 @@
 """Peer: a minimal stock Connexion 3 AsyncApp serving the three benchmarked operations.
 
-The same spec (``spec.yaml``), security functions and handler bodies as the stock FlaskApp peer
-(``connexion_stock.py``), on ``AsyncApp`` instead: nothing is tuned, only public API is used.
-The handlers are plain ``def`` functions, as a user of a stock AsyncApp whose storage is
-synchronous would write them: AsyncApp runs every sync handler in Starlette's thread pool
-(``run_in_threadpool``), so the SQLite work in ``common.Store`` never blocks the event loop. The
-bearer functions are sync too and, as in the FlaskApp peer, Connexion's security middleware calls
-them on the loop. Serve it with ``uvicorn --app-dir bench/peers asyncapp_stock:app`` and
-``BENCH_PEER_DB`` set to a database made by ``common.seed``.
+The same spec, security functions and handlers (``stock_handlers``) as the stock FlaskApp peer,
+on ``AsyncApp`` instead: nothing is tuned, only public API is used. AsyncApp runs the sync
+handlers in Starlette's thread pool, so the SQLite work never blocks the event loop. Serve it
+with ``uvicorn --app-dir bench/peers asyncapp_stock:app`` and ``BENCH_PEER_DB`` set to a
+database made by ``common.seed``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from common import Store
 from connexion import AsyncApp
 
-store = Store()
-
-
-def check_api_key(token: str) -> dict[str, Any] | None:
-    """Bearer check for /v1: the key must hash to an unrevoked row in api_keys."""
-    org_id = store.org_for_key(token)
-    return {"sub": org_id} if org_id else None
-
-
-def check_any_bearer(token: str) -> dict[str, Any]:
-    """Bearer check for /api: any token is accepted (the peer has no JWTs)."""
-    return {"sub": "bench"}
-
-
-def get_organization(token_info: dict[str, Any]) -> Any:
-    """GET /v1/organization (sync: run in the thread pool by AsyncApp)."""
-    org = store.get(token_info["sub"])
-    if org is None:
-        return {"success": False}, 404
-    return {"success": True, "data": org}
-
-
-def patch_organization(body: dict[str, Any], token_info: dict[str, Any]) -> Any:
-    """PATCH /v1/organization: the body was validated by Connexion against the spec."""
-    org = store.patch(token_info["sub"], body)
-    if org is None:
-        return {"success": False}, 404
-    return {"success": True, "data": org}
-
-
-def put_contact_protection(organizationId: str, body: dict[str, Any]) -> Any:
-    """PUT /api/organizations/{organizationId}/contact-protection-settings."""
-    hours = body["contactProtectionPeriod"]
-    if not store.set_contact_protection(organizationId, hours):
-        return {"error": "Organization not found"}, 404
-    return {
-        "success": True,
-        "message": "Contact protection settings updated",
-        "data": {"contactProtectionPeriod": hours},
-    }
-
-
 app = AsyncApp(__name__, specification_dir=Path(__file__).parent)
-# spec.yaml is a Jinja2 template shared with the FlaskApp peer: its handlers live in this module.
-app.add_api("spec.yaml", arguments={"module": "asyncapp_stock"})
+app.add_api("spec.yaml")
