@@ -101,6 +101,7 @@ def test_a_full_disk_refuses_writes_until_space_returns(tiny_disk: Path) -> None
         org = store.create_org(name="Acme", actor=OPERATOR)
         rename(store, org["id"], "Before")
         filler = fill(tiny_disk)
+        assert store.is_ready() is False  # no room: not ready before any write fails
         with pytest.raises(StorageUnavailable, match="full"):
             rename(store, org["id"], "Lost " + "x" * 90)
         assert store.is_ready() is False

@@ -4,6 +4,7 @@ the group-commit writer thread. Nothing here runs a database call on the caller'
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -26,6 +27,9 @@ T = TypeVar("T")
 #: Default bound on every wait for the database: a write that cannot start within it, or a
 #: statement kept waiting that long by another program's lock, fails with StorageUnavailable.
 DEFAULT_WAIT_SECONDS = 5.0
+#: Below this much free disk space a write may fail for want of room for its WAL frames, so
+#: the store reports itself not ready before the first write fails.
+MIN_FREE_BYTES = 256 * 1024
 #: Reads run here; WAL readers never wait for the writer, so a few threads suffice.
 READER_THREADS = 4
 
@@ -116,14 +120,22 @@ class SqliteStore:
         return await self._write(migrations.migrate, transactional=False)
 
     async def is_ready(self) -> bool:
-        """True when the database answers within the bounded wait, fully migrated."""
+        """True when the database answers within the bounded wait, fully migrated, and takes
+        writes: the last write did not fail for a fault of its own, and its disk has room."""
+
+        def check(db: Database) -> tuple[int, int]:
+            disk = os.statvfs(self.path.parent)
+            return migrations.schema_version(db), disk.f_bavail * disk.f_frsize
+
         try:
-            version = await asyncio.wait_for(
-                self._read(migrations.schema_version), self.wait_seconds
-            )
-        except (StorageUnavailable, TimeoutError):
+            version, free = await asyncio.wait_for(self._read(check), self.wait_seconds)
+        except (StorageUnavailable, TimeoutError, OSError):
             return False
-        return version == migrations.latest_version() and self._writer.failing is None
+        return (
+            version == migrations.latest_version()
+            and self._writer.failing is None
+            and free >= MIN_FREE_BYTES
+        )
 
     async def close(self) -> None:
         """Write pending key uses, stop the writer, close every connection."""
