@@ -7,6 +7,7 @@ import asyncio
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -85,8 +86,11 @@ class SqliteStore:
                 self._opened.append(db)
         return db
 
-    def _run_read(self, fn: Callable[[Database], T]) -> T:
+    def _run_read(self, fn: Callable[[Database], T], deadline: float) -> T:
         try:
+            if time.monotonic() > deadline:
+                # Queued behind reads that each waited out a lock: past the bound already.
+                raise StorageUnavailable("the database is busy")
             return fn(self._reader_db())
         except sqlite3.IntegrityError:
             raise
@@ -100,7 +104,8 @@ class SqliteStore:
 
     async def _read(self, fn: Callable[[Database], T]) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._readers, self._run_read, fn)
+        deadline = time.monotonic() + self.wait_seconds
+        return await loop.run_in_executor(self._readers, self._run_read, fn, deadline)
 
     async def _write(self, fn: Callable[[Database], T], *, transactional: bool = True) -> T:
         return await asyncio.wrap_future(self._writer.submit(fn, transactional=transactional))

@@ -137,6 +137,7 @@ class Writer:
         db: Database | None = None
         identity: FileIdentity | None = None
         checkpointer: Checkpointer | None = None
+        first_open = True
         try:
             stopping = False
             while not stopping:
@@ -154,22 +155,27 @@ class Writer:
                 jobs = [j for j in batch if isinstance(j, Job)]
                 if db is not None and file_identity(self._path) != identity:
                     # The file was removed or replaced: this connection writes to a file no
-                    # restart would find. Drop it; the next batch reopens what is there now.
+                    # restart would find. Drop it (and the checkpointer's, which holds the old
+                    # file open); the next batch reopens what is there now.
                     db.close()
                     db = None
+                    if checkpointer is not None:
+                        checkpointer.close()
+                        checkpointer = None
                 if db is None:
                     # Opened here, not before the loop: a database that cannot be opened (its
                     # folder gone, say) fails each batch's jobs instead of killing the thread.
                     try:
                         # Only the first open may create the file: a database removed under
                         # a running server must not come back empty.
-                        db = self._connect(checkpointer is None)
+                        db = self._connect(first_open)
                         identity = file_identity(self._path)
                         db.execute(f"PRAGMA wal_autocheckpoint={SAFETY_CHECKPOINT_PAGES}")
                     except sqlite3.Error as exc:
                         db = None
                         self._fail(jobs, unavailable(exc))
                         continue
+                    first_open = False
                     if checkpointer is None:
                         checkpointer = Checkpointer(lambda: self._connect(False))
                 touches = self._key_usage.take(force=stopping)
@@ -197,7 +203,6 @@ class Writer:
             self.failing = error.reason
         for job in jobs:
             job.future.set_exception(error)
-        if jobs:
             for observer in self.observers:
                 observer.database_error(error.reason)
 
@@ -214,12 +219,17 @@ class Writer:
                 live.append(job)
         return live
 
-    def _take_lock(self, jobs: list[Job]) -> bool:
-        deadline = min((j.deadline for j in jobs), default=time.monotonic() + self.wait_seconds)
-        if self._lock.acquire(max(0.0, deadline - time.monotonic())):
-            return True
-        self._fail_started(jobs, StorageUnavailable("another writer holds the database"))
-        return False
+    def _take_lock(self, jobs: list[Job]) -> list[Job] | None:
+        """Take the write lock for as long as the last job's deadline allows; the jobs still
+        within their own deadline once it is held (None, all failed, when it was not)."""
+        busy = StorageUnavailable("another writer holds the database")
+        deadline = max((j.deadline for j in jobs), default=time.monotonic() + self.wait_seconds)
+        if not self._lock.acquire(max(0.0, deadline - time.monotonic())):
+            self._fail_started(jobs, busy)
+            return None
+        now = time.monotonic()
+        self._fail_started([j for j in jobs if now > j.deadline], busy)
+        return [j for j in jobs if now <= j.deadline]
 
     def _run_batch(
         self,
@@ -231,9 +241,11 @@ class Writer:
         jobs = self._startable(jobs)
         if not jobs and not touches:
             return False
-        if not self._take_lock(jobs):
+        held = self._take_lock(jobs)
+        if held is None:
             self._key_usage.put_back(touches)
             return False
+        jobs = held
         started = time.monotonic()
         outcomes: list[tuple[Job, Any, BaseException | None]] = []
         try:
@@ -301,7 +313,13 @@ class Writer:
 
     def _run_alone(self, db: Database, job: Job) -> None:
         """A job that manages its own transactions (migrations), under the write lock."""
-        if not self._startable([job]) or not self._take_lock([job]):
+        if not self._startable([job]):
+            return  # failed already (or cancelled): nothing to run
+        held = self._take_lock([job])
+        if held is None:
+            return  # the lock was not had in time: failed
+        if not held:
+            self._lock.release()  # had, but past the job's deadline: failed
             return
         try:
             result = job.fn(db)
