@@ -131,3 +131,16 @@ def test_error_details_stay_small_whatever_the_body_holds(
     assert len(response.content) < 16 * 1024
     if surface == "v1":
         assert len(response.json()["error"]["details"]) <= 51
+
+
+@pytest.mark.parametrize("sub", ["\ud800", "a\x00b"])
+def test_a_token_whose_sub_is_not_text_is_refused(client, org, sub) -> None:
+    """A sub holding a lone surrogate or a NUL is 401, never a 500 at the audit write."""
+    claims = {"sub": sub, "role": "SUPERADMIN", "exp": int(time.time()) + 60}
+    token = jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+    response = client.put(
+        f"/api/organizations/{org['id']}/contact-protection-settings",
+        json={"contactProtectionPeriod": 3},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 401

@@ -129,11 +129,23 @@ def _reason(exc: Exception) -> str:
     return "token is malformed"
 
 
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in value
+
+
 def check_claims(claims: dict[str, Any]) -> None:
     """Refuse signed tokens whose own claims are missing or malformed."""
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub.strip():
         raise Unauthorized(details="token sub claim must be a non-empty string")
+    if not _is_text(sub):
+        # A lone surrogate (JSON "\ud800") is not Unicode: it could not be stored on the audit
+        # event, so the token is refused like any malformed one.
+        raise Unauthorized(details="token sub claim must be valid Unicode text")
     if len(sub) > MAX_SUB_LENGTH:
         # The sub becomes the audit actor's id, which the spec bounds.
         raise Unauthorized(details=f"token sub claim must be at most {MAX_SUB_LENGTH} characters")
@@ -145,7 +157,9 @@ def check_claims(claims: dict[str, Any]) -> None:
     org_id = claims.get("organizationId")
     if role in MEMBER_ROLES and org_id is None:
         raise Unauthorized(details=f"token for role {role} is missing the organizationId claim")
-    if org_id is not None and (not isinstance(org_id, str) or not org_id.strip()):
+    if org_id is not None and (
+        not isinstance(org_id, str) or not org_id.strip() or not _is_text(org_id)
+    ):
         raise Unauthorized(details="token organizationId claim must be a non-empty string")
 
 
