@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_HTTP_METHODS = ("get", "put", "post", "delete", "patch", "options", "trace")
+from handlers.http.routes import operations, path_pattern
 
 
 class OperationScopes:
@@ -16,14 +16,10 @@ class OperationScopes:
     """
 
     def __init__(self, spec: dict[str, Any], base_path: str) -> None:
-        self._routes: list[tuple[str, re.Pattern[str], tuple[str, ...]]] = []
-        for template, item in spec["paths"].items():
-            pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(base_path + template))
-            for method in _HTTP_METHODS:
-                op = item.get(method)
-                if isinstance(op, dict):
-                    scopes = tuple(op.get("x-required-scopes", ()))
-                    self._routes.append((method.upper(), re.compile(pattern + "/?"), scopes))
+        self._routes: list[tuple[str, re.Pattern[str], tuple[str, ...]]] = [
+            (method, path_pattern(base_path, template), tuple(op.get("x-required-scopes", ())))
+            for template, method, op in operations(spec)
+        ]
 
     def accepted(self, method: str, path: str) -> tuple[str, ...]:
         """The scopes accepted for this request (HEAD as GET); empty when none is required."""

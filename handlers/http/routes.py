@@ -3,9 +3,24 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 _HTTP_METHODS = {"get", "put", "post", "delete", "patch", "options", "trace"}
+
+
+def path_pattern(base: str, template: str) -> re.Pattern[str]:
+    """The pattern of a spec path under ``base``: each ``{parameter}`` one path segment, an
+    optional trailing slash (as Connexion routes it)."""
+    return re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(base + template)) + "/?")
+
+
+def operations(spec: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """Every operation of a spec as (path template, METHOD, operation object)."""
+    for template, item in spec["paths"].items():
+        for method, op in item.items():
+            if method in _HTTP_METHODS and isinstance(op, dict):
+                yield template, method.upper(), op
 
 
 class AllowedMethods:
@@ -19,8 +34,7 @@ class AllowedMethods:
                 if "GET" in methods:
                     methods.add("HEAD")  # every GET path answers HEAD (Starlette routes it)
                 methods = sorted(methods)
-                pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(base + template))
-                self._routes.append((re.compile(pattern + "/?"), ", ".join(methods)))
+                self._routes.append((path_pattern(base, template), ", ".join(methods)))
 
     def __call__(self, path: str) -> str | None:
         """The Allow value for ``path``, or None when no spec path matches it."""
@@ -37,14 +51,9 @@ class OperationNames:
     def __init__(self, specs: list[tuple[dict[str, Any], str, str]]) -> None:
         self._routes: list[tuple[str, re.Pattern[str], str, str]] = []
         for spec, base, surface in specs:
-            for template, item in spec["paths"].items():
-                pattern = re.compile(
-                    re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(base + template)) + "/?"
-                )
-                for method, op in item.items():
-                    if method in _HTTP_METHODS and isinstance(op, dict):
-                        name = op["operationId"].rsplit(".", 1)[-1]
-                        self._routes.append((method.upper(), pattern, surface, name))
+            for template, method, op in operations(spec):
+                name = op["operationId"].rsplit(".", 1)[-1]
+                self._routes.append((method, path_pattern(base, template), surface, name))
 
     def __call__(self, method: str, path: str) -> tuple[str, str]:
         """The surface and operation of a request (HEAD as GET)."""
