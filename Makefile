@@ -6,7 +6,8 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 HOST   ?= 127.0.0.1
 PORT   ?= 2212
 
-.PHONY: install npm run test unit contract-local contract lint lint-specs format bench clean
+.PHONY: install npm run test unit unit-sqlite unit-postgresql contract-local contract lint lint-specs \
+	format bench clean
 
 # pip (26.x here) passes on the build backend's warnings for a local project. setuptools' editable
 # install of this flat layout (handlers/ and storage/ at the root) always adds an informational
@@ -39,11 +40,24 @@ run: install ## create the demo organization, keys and tokens, then serve on $(H
 	$(BIN)/orgsettings demo --host $(HOST) --port $(PORT)
 	$(BIN)/orgsettings serve --host $(HOST) --port $(PORT)
 
-# Schemathesis runs first and pytest last, so the run ends on pytest's summary line.
-test: install lint contract-local unit ## every test: lint, Schemathesis against a live server, pytest
+# Schemathesis runs first and pytest last, so the run ends on pytest's summary line. Both run
+# once over SQLite and once over PostgreSQL.
+test: install lint contract-local unit ## every test: lint, Schemathesis against live servers, pytest
 
-unit: install npm
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+# The PostgreSQL passes run inside a throwaway cluster: tools/postgres_cluster.py installs
+# Debian's `postgresql` when its server binaries are missing, starts a cluster as an
+# unprivileged user in a temporary directory on a free loopback port, runs the command with
+# ORGSETTINGS_TEST_POSTGRES set to it, then stops the cluster and removes the directory.
+PG_CLUSTER := $(BIN)/python tools/postgres_cluster.py run --
+PYTEST     := $(BIN)/python -m pytest -q -p no:cacheprovider
+
+unit: unit-sqlite unit-postgresql
+
+unit-sqlite: install npm ## pytest over SQLite
+	$(PYTEST)
+
+unit-postgresql: install npm ## pytest over PostgreSQL (a throwaway cluster)
+	$(PG_CLUSTER) env ORGSETTINGS_TEST_BACKEND=postgresql $(PYTEST)
 
 # Schemathesis against a throwaway live server: the v1 spec with a key holding every scope, the
 # dashboard spec with an ADMIN token and again with a SUPERADMIN token, paths steered to a real
@@ -51,9 +65,11 @@ unit: install npm
 # operation. No check is excluded. positive_data_acceptance also accepts, on three operations
 # only, the statuses of rules JSON Schema cannot express (v1 PATCH: 412 stale If-Match, 422
 # cross-field and state rules; v1 audit_events: 422 forged cursor; dashboard missed-call PUT:
-# 400 placeholder/enable rules); the reasons are in tests/contract.py.
+# 400 placeholder/enable rules); the reasons are in tests/contract.py. Every pass runs against a
+# server over SQLite, then against one over PostgreSQL.
 contract-local: install
 	$(BIN)/python tests/contract.py --local
+	$(PG_CLUSTER) $(BIN)/python tests/contract.py --local --postgresql
 
 # The same Schemathesis configuration against any deployment:
 #   make contract URL=https://staging.example.com/v1 TOKEN=am_live_... [SPEC=openapi/v1.yaml]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from collections.abc import Mapping
@@ -12,13 +13,15 @@ DEFAULT_DB = "var/orgsettings.db"
 SECRET_FILE_NAME = "jwt_secret"
 #: Appended to the database's file name: the file that remembers the demo organization's id.
 DEMO_ORG_SUFFIX = ".demo_org_id"
+POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
 
 
 @dataclass(frozen=True)
 class Config:
     """Everything the app and the CLI need to know about their surroundings."""
 
-    db_path: Path = Path(DEFAULT_DB)
+    #: An SQLite file's path, or a ``postgresql://`` URL (PostgreSQL 13 or later).
+    database: str = DEFAULT_DB
     jwt_secret: str | None = None
     jwt_public_key: str | None = None
     jwt_issuer: str | None = None
@@ -32,6 +35,15 @@ class Config:
     header_timeout_seconds: float = 10.0
     #: The bound on every wait for the database (a write that cannot start: 503).
     db_wait_seconds: float = 5.0
+    #: PostgreSQL: connections each process keeps at most (ORGSETTINGS_DB_POOL_SIZE).
+    db_pool_size: int = 10
+    #: PostgreSQL: the server cancels a statement running longer (then 503).
+    db_statement_timeout_seconds: float = 5.0
+    #: PostgreSQL: how long opening a connection may take (libpq counts whole seconds, >= 2).
+    db_connect_timeout_seconds: float = 5.0
+    #: Where the generated JWT secret and the demo organization's id are kept: by default
+    #: the SQLite file's directory, or ``var`` for PostgreSQL (ORGSETTINGS_STATE_DIR).
+    state_dir: Path | None = None
     #: How often API keys' last_used_at is written (its granularity).
     key_usage_seconds: float = 30.0
     #: Failed authentications per client address and minute before it gets 429 (0: off).
@@ -46,10 +58,10 @@ class Config:
     log_requests: bool = True
 
     @classmethod
-    def from_env(cls, db_path: str | Path | None = None) -> Config:
-        """Build the config from ORGSETTINGS_* variables; ``db_path`` overrides ORGSETTINGS_DB."""
+    def from_env(cls, database: str | Path | None = None) -> Config:
+        """Build the config from ORGSETTINGS_* variables; ``database`` overrides ORGSETTINGS_DB."""
         env = os.environ
-        path = Path(db_path or env.get("ORGSETTINGS_DB") or DEFAULT_DB)
+        location = str(database or env.get("ORGSETTINGS_DB") or DEFAULT_DB)
         public_key = None
         if key_path := env.get("ORGSETTINGS_JWT_PUBLIC_KEY"):
             try:
@@ -60,7 +72,7 @@ class Config:
                     f"ORGSETTINGS_JWT_PUBLIC_KEY: cannot read {key_path}: {reason}"
                 ) from None
         return cls(
-            db_path=path,
+            database=location,
             jwt_secret=env.get("ORGSETTINGS_JWT_SECRET") or None,
             jwt_public_key=public_key,
             jwt_issuer=env.get("ORGSETTINGS_JWT_ISSUER") or None,
@@ -70,22 +82,65 @@ class Config:
             create_database=False,
             header_timeout_seconds=_header_timeout(env),
             db_wait_seconds=_seconds(env, "ORGSETTINGS_DB_WAIT_SECONDS", 5.0),
+            db_pool_size=_pool_size(env),
+            db_statement_timeout_seconds=_seconds(
+                env, "ORGSETTINGS_DB_STATEMENT_TIMEOUT_SECONDS", 5.0
+            ),
+            db_connect_timeout_seconds=_seconds(env, "ORGSETTINGS_DB_CONNECT_TIMEOUT_SECONDS", 5.0),
+            state_dir=Path(env["ORGSETTINGS_STATE_DIR"])
+            if env.get("ORGSETTINGS_STATE_DIR")
+            else None,
             auth_failures_per_minute=_count(env, "ORGSETTINGS_AUTH_FAILURES_PER_MINUTE", 30),
             key_requests_per_minute=_count(env, "ORGSETTINGS_KEY_REQUESTS_PER_MINUTE", 0),
         )
 
     @property
+    def is_postgresql(self) -> bool:
+        """True when ``database`` is a PostgreSQL URL."""
+        return self.database.startswith(POSTGRESQL_SCHEMES)
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite file; a PostgreSQL database has none (ValueError)."""
+        if self.is_postgresql:
+            raise ValueError("a PostgreSQL database has no file path")
+        return Path(self.database)
+
+    @property
+    def shown_database(self) -> str:
+        """The database as output and logs show it: a URL without its password."""
+        if self.is_postgresql:
+            from storage.postgresql.store import redacted
+
+            return redacted(self.database)
+        return self.database
+
+    @property
+    def state_path(self) -> Path:
+        """Where the generated secret and the demo organization's id live (see state_dir)."""
+        if self.state_dir is not None:
+            return self.state_dir
+        return Path(DEFAULT_DB).parent if self.is_postgresql else self.db_path.parent
+
+    @property
     def secret_file(self) -> Path:
-        """Where the generated HS256 secret lives when ORGSETTINGS_JWT_SECRET is unset."""
-        return self.db_path.parent / SECRET_FILE_NAME
+        """Where the generated HS256 secret lives when ORGSETTINGS_JWT_SECRET is unset.
+
+        Instances on several machines must share one secret: set ORGSETTINGS_JWT_SECRET (or
+        ORGSETTINGS_JWT_PUBLIC_KEY) on each of them.
+        """
+        return self.state_path / SECRET_FILE_NAME
 
     @property
     def demo_org_file(self) -> Path:
-        """Where ``orgsettings demo`` remembers its organization's id (beside the database).
+        """Where ``orgsettings demo`` remembers its organization's id.
 
-        One file per database (``<db>.demo_org_id``, like ``<db>.lock``), so two databases in
-        one directory keep their own demo organizations.
+        One file per database: ``<db>.demo_org_id`` beside an SQLite file (like ``<db>.lock``),
+        or ``postgresql-<digest of the URL>.demo_org_id`` in the state directory.
         """
+        if self.is_postgresql:
+            digest = hashlib.sha256(self.database.encode()).hexdigest()[:16]
+            return self.state_path / f"postgresql-{digest}{DEMO_ORG_SUFFIX}"
         return self.db_path.with_name(self.db_path.name + DEMO_ORG_SUFFIX)
 
     def hs256_secret(self, create: bool = False) -> str | None:
@@ -131,6 +186,14 @@ def _count(env: Mapping[str, str], name: str, default: int) -> int:
     if not raw.isdigit() or int(raw) > 1_000_000:
         raise ValueError(f"{name} must be a whole number from 0 to 1000000, not {raw!r}")
     return int(raw)
+
+
+def _pool_size(env: Mapping[str, str]) -> int:
+    """ORGSETTINGS_DB_POOL_SIZE: 1 to 1000 connections per process, else 10."""
+    size = _count(env, "ORGSETTINGS_DB_POOL_SIZE", 10)
+    if not 1 <= size <= 1000:
+        raise ValueError("ORGSETTINGS_DB_POOL_SIZE must be a whole number from 1 to 1000")
+    return size
 
 
 def _header_timeout(env: Mapping[str, str]) -> float:

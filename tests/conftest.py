@@ -1,15 +1,31 @@
-"""Shared fixtures: a fresh temporary database and app per test, orgs, keys and tokens."""
+"""Shared fixtures: a fresh temporary database and app per test, orgs, keys and tokens.
+
+The suite runs once per backend (``make test`` runs both). ``ORGSETTINGS_TEST_BACKEND`` picks
+it: ``sqlite`` (the default) gives each test a fresh database file, ``postgresql`` a fresh
+database in the server at ``ORGSETTINGS_TEST_POSTGRES`` (a throwaway cluster that
+tools/postgres_cluster.py starts). Tests marked ``sqlite_only`` are about the SQLite file
+itself (its lock, its WAL, its disk) and run in the SQLite pass only; tests marked
+``postgresql_only`` run in the PostgreSQL pass only. With ``postgresql`` chosen and no server
+given, every test that needs a database fails: none is skipped.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import os
+import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg import sql
 from starlette.testclient import TestClient
+from ulid import ULID
 
 from handlers.auth.api_keys import mint_key
 from handlers.auth.jwt import issue_token
@@ -31,6 +47,124 @@ ROLE_MATRIX = [
 ]
 
 
+BACKEND = os.environ.get("ORGSETTINGS_TEST_BACKEND", "sqlite")
+if BACKEND not in ("sqlite", "postgresql"):
+    raise RuntimeError(f"ORGSETTINGS_TEST_BACKEND must be sqlite or postgresql, not {BACKEND!r}")
+POSTGRESQL = BACKEND == "postgresql"
+#: Read once, at import: some tests clear every ORGSETTINGS_* variable for the code under test.
+POSTGRES_SERVER_URL = os.environ.get("ORGSETTINGS_TEST_POSTGRES")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: about the SQLite file; SQLite pass only")
+    config.addinivalue_line("markers", "postgresql_only: PostgreSQL pass only")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out the other backend's own tests (deselected, not skipped: they run in its pass)."""
+    other = "sqlite_only" if POSTGRESQL else "postgresql_only"
+    kept = [item for item in items if other not in item.keywords]
+    left_out = [item for item in items if other in item.keywords]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+
+
+class PostgresServer:
+    """The test PostgreSQL server: makes a fresh, empty database per test, drops them at exit."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.made: list[str] = []
+        self._mutex = threading.Lock()
+
+    def url_of(self, name: str) -> str:
+        """The URL of database ``name`` on this server."""
+        params = psycopg.conninfo.conninfo_to_dict(self.url)
+        params["dbname"] = name
+        return "postgresql://{user}@{host}:{port}/{dbname}".format(**params)
+
+    def new_database(self) -> str:
+        """A fresh empty database's URL."""
+        name = f"t_{str(ULID()).lower()}"
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        with self._mutex:
+            self.made.append(name)
+        return self.url_of(name)
+
+    def drop_all(self) -> None:
+        """Drop every database this session made."""
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            for name in self.made:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+
+
+_SERVER: PostgresServer | None = None
+
+
+def postgres_server() -> PostgresServer:
+    """The server of the PostgreSQL pass (ORGSETTINGS_TEST_POSTGRES); fails when unset."""
+    global _SERVER
+    if _SERVER is None:
+        url = POSTGRES_SERVER_URL
+        if not url:
+            pytest.fail(
+                "ORGSETTINGS_TEST_POSTGRES is unset: run the PostgreSQL pass through "
+                "tools/postgres_cluster.py (make test does)"
+            )
+        _SERVER = PostgresServer(url)
+    return _SERVER
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _SERVER is not None:
+        _SERVER.drop_all()
+
+
+def new_database(tmp_path: Path, name: str = "orgsettings.db") -> str:
+    """A fresh database of the backend under test: a file path in ``tmp_path`` (SQLite) or a
+    new database's URL (PostgreSQL)."""
+    if POSTGRESQL:
+        return postgres_server().new_database()
+    return str(tmp_path / name)
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> str:
+    """A fresh database of the backend under test (see ``new_database``)."""
+    return new_database(tmp_path)
+
+
+#: What a database refusing a row raises, on either backend.
+INTEGRITY_ERRORS = (sqlite3.IntegrityError, psycopg.IntegrityError)
+#: Any error a database raises, on either backend.
+DATABASE_ERRORS = (sqlite3.DatabaseError, psycopg.Error)
+
+
+@contextlib.contextmanager
+def outside(database: str | Path) -> Iterator[Any]:
+    """A plain autocommit connection to the database, as another program (sqlite3, psql)
+    would open it. Its placeholders are the driver's: ``?`` (SQLite) or ``%s`` (psycopg)."""
+    if POSTGRESQL:
+        with psycopg.connect(str(database), autocommit=True) as conn:
+            yield conn
+    else:
+        with contextlib.closing(sqlite3.connect(database, isolation_level=None)) as conn:
+            yield conn
+
+
+def query(database: str | Path, statement: str, params: Any = ()) -> list[tuple[Any, ...]]:
+    """Rows of ``statement`` (``?`` placeholders on both backends) through ``outside``."""
+    if POSTGRESQL:
+        statement = statement.replace("?", "%s")
+    with outside(database) as conn:
+        cursor = conn.execute(statement, params)
+        return list(cursor.fetchall()) if cursor.description else []
+
+
 class SyncStore:
     """A store's async interface called synchronously, for tests arranging and re-reading
     state: each call runs to completion on an event loop of its own."""
@@ -45,9 +179,9 @@ class SyncStore:
         return lambda *args, **kwargs: asyncio.run(attribute(*args, **kwargs))
 
 
-def sync_store(path: Path, **options: Any) -> SyncStore:
-    """A migrated store over the database at ``path``, driven synchronously."""
-    store = SyncStore(open_store(path, **options))
+def sync_store(location: str | Path, **options: Any) -> SyncStore:
+    """A migrated store over the database at ``location``, driven synchronously."""
+    store = SyncStore(open_store(location, **options))
     store.migrate()
     return store
 
@@ -64,10 +198,11 @@ def rename(store: SyncStore, org_id: str, name: str) -> tuple[dict[str, Any], An
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Config:
+def config(tmp_path: Path, database: str) -> Config:
     """A config pointing at a fresh temporary database, with a known HS256 secret."""
     return Config(
-        db_path=tmp_path / "orgsettings.db",
+        database=database,
+        state_dir=tmp_path,
         jwt_secret=JWT_SECRET,
         log_requests=False,
         key_usage_seconds=0.05,
@@ -78,7 +213,7 @@ def config(tmp_path: Path) -> Config:
 def app_store(config: Config) -> Store:
     """The store the app serves from (the app migrates it at start and closes it at stop);
     tests replace its methods to make the database fail."""
-    return open_store(config.db_path, key_usage_seconds=config.key_usage_seconds)
+    return open_store(config.database, key_usage_seconds=config.key_usage_seconds)
 
 
 @pytest.fixture
@@ -98,7 +233,7 @@ def client(app) -> Iterator[TestClient]:
 def store(config: Config) -> Iterator[SyncStore]:
     """A second store over the app's database, for arranging state and re-reading what a
     request did (as another process would)."""
-    opened = sync_store(config.db_path)
+    opened = sync_store(config.database)
     yield opened
     opened.close()
 

@@ -1,8 +1,10 @@
 """Schemathesis contract runs, against a local throwaway server or any deployment.
 
-    python tests/contract.py --local
+    python tests/contract.py --local [--postgresql]
         start `orgsettings serve` on a free port over a temporary database, create an
         organization, a key with every scope and dashboard tokens, then run every pass below.
+        With --postgresql the database is a new one in the PostgreSQL server at
+        ORGSETTINGS_TEST_POSTGRES (tools/postgres_cluster.py starts a throwaway one).
     python tests/contract.py --url URL --token TOKEN --spec openapi/v1.yaml [--org-id ID]
         run one pass against a deployment (a client team's staging, say).
 
@@ -115,11 +117,29 @@ def run_pass(spec: str, url: str, token: str, kind: str, org_id: str | None = No
         config.unlink(missing_ok=True)
 
 
-def run_local() -> int:
-    """Every pass against a fresh local server."""
+def postgresql_database() -> str:
+    """A new, empty database in the server at ORGSETTINGS_TEST_POSTGRES; its URL."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    server = os.environ.get("ORGSETTINGS_TEST_POSTGRES")
+    if not server:
+        sys.exit("--postgresql needs ORGSETTINGS_TEST_POSTGRES (see tools/postgres_cluster.py)")
+    name = f"contract_{os.getpid()}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    params = conninfo_to_dict(make_conninfo(server, dbname=name))
+    return "postgresql://{user}@{host}:{port}/{dbname}".format(**params)
+
+
+def run_local(postgresql: bool = False) -> int:
+    """Every pass against a fresh local server (over SQLite, or PostgreSQL)."""
     with tempfile.TemporaryDirectory(prefix="orgsettings-contract-") as tmp:
-        db = Path(tmp) / "contract.db"
+        db: str | Path = postgresql_database() if postgresql else Path(tmp) / "contract.db"
         env = {
+            "ORGSETTINGS_STATE_DIR": tmp,
             "ORGSETTINGS_JWT_SECRET": "contract-secret-" + "x" * 32,
             # Schemathesis sends hundreds of requests without (or with a broken) credential on
             # purpose; with the failed-authentication limit on, every later request from this
@@ -136,7 +156,7 @@ def run_local() -> int:
         superadmin = cli(
             db, "token", "create", "--role", "SUPERADMIN", "--sub", "st-super", env=env
         )["token"]
-        server = start_server(db, env=env)
+        server = start_server(db, env=env, log_path=Path(tmp) / "server.log")
         try:
             codes = [
                 run_pass("openapi/v1.yaml", f"{server.base_url}/v1", key, "v1"),
@@ -161,13 +181,14 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--local", action="store_true")
+    parser.add_argument("--postgresql", action="store_true", help="with --local")
     parser.add_argument("--url")
     parser.add_argument("--token")
     parser.add_argument("--spec", default="openapi/v1.yaml")
     parser.add_argument("--org-id")
     args = parser.parse_args()
     if args.local:
-        return run_local()
+        return run_local(args.postgresql)
     if not (args.url and args.token):
         parser.error("--url and --token are required without --local")
     kind = "dashboard" if "dashboard" in args.spec else "v1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -27,7 +28,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def cli(db: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+def cli(db: str | Path, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run an ``orgsettings`` command with --json against ``db`` and return its object."""
     out = subprocess.run(
         [ORGSETTINGS, "--db", str(db), *args, "--json"],
@@ -43,7 +44,7 @@ def cli(db: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, An
 ALL_SCOPES = ("org:read", "org:admin:write", "audit:read")
 
 
-def full_key(db: Path, org_id: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+def full_key(db: str | Path, org_id: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     """``key create`` for ``org_id`` with every scope; returns the CLI's object (key included)."""
     scopes = [arg for scope in ALL_SCOPES for arg in ("--scope", scope)]
     return cli(db, "key", "create", "--org", org_id, *scopes, env=env)
@@ -68,9 +69,47 @@ class Server:
                 self.process.wait(timeout)
         return self.process.returncode
 
+    def workers(self) -> list[int]:
+        """The pids of every live process below the server (Granian's workers), from /proc."""
+        return descendants(self.process.pid)
+
+    def crash(self) -> None:
+        """SIGKILL the server and all its workers at once, as a crash of its machine would.
+
+        ``stop(SIGKILL)`` kills the Granian main process only; its workers notice and stop
+        gracefully (handlers/cli/served.py), which is not a crash."""
+        for pid in self.workers():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.process.kill()
+        self.process.wait(10)
+
     def log(self) -> str:
         """Everything the server wrote to stdout and stderr so far."""
         return self.log_path.read_text(errors="replace")
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid``, read from /proc."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            parents[int(entry)] = int(fields[1])
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        found += children
+        frontier += children
+    return found
 
 
 def wait_ready(base_url: str, process: subprocess.Popen | None = None, timeout: float = 30) -> None:
@@ -90,15 +129,20 @@ def wait_ready(base_url: str, process: subprocess.Popen | None = None, timeout: 
 
 
 def start_server(
-    db: Path,
+    db: str | Path,
     *,
     workers: int = 1,
     env: dict[str, str] | None = None,
     log_path: Path | None = None,
 ) -> Server:
-    """Start ``orgsettings serve`` against ``db`` on a free port and wait until it is ready."""
+    """Start ``orgsettings serve`` against ``db`` (a file or a URL) on a free port and wait
+    until it is ready. The log goes beside an SQLite file unless ``log_path`` is given (it
+    must be, for a PostgreSQL URL)."""
     port = free_port()
-    log_path = log_path or db.parent / f"server-{port}.log"
+    if log_path is None:
+        if str(db).startswith("postgresql://"):
+            raise ValueError("give log_path for a PostgreSQL database")
+        log_path = Path(db).parent / f"server-{port}.log"
     handle = log_path.open("wb")
     process = subprocess.Popen(
         [ORGSETTINGS, "--db", str(db), "serve", "--port", str(port), "--workers", str(workers)],

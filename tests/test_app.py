@@ -16,14 +16,20 @@ from typing import Any
 
 import pytest
 
-from conftest import JWT_SECRET, OPERATOR, bearer, sync_store
+from conftest import JWT_SECRET, OPERATOR, bearer, new_database, sync_store
 from handlers.auth.api_keys import hash_key
 from handlers.config import Config
 from handlers.http.app import create_app
 
 
 def _config(tmp_path: Path, name: str = "app.db", **options: Any) -> Config:
-    return Config(db_path=tmp_path / name, jwt_secret=JWT_SECRET, log_requests=False, **options)
+    return Config(
+        database=new_database(tmp_path, name),
+        state_dir=tmp_path,
+        jwt_secret=JWT_SECRET,
+        log_requests=False,
+        **options,
+    )
 
 
 def test_a_second_app_in_one_process_gets_one_middleware_stack(tmp_path: Path) -> None:
@@ -123,6 +129,7 @@ def quick_config(config: Config) -> Config:
     return Config(**{**config.__dict__, "db_wait_seconds": 0.5})
 
 
+@pytest.mark.sqlite_only
 def test_requests_that_write_nothing_never_wait_for_the_write_lock(
     quick_config, store, org, admin_key, auth, held_write_lock
 ) -> None:
@@ -141,6 +148,7 @@ def test_requests_that_write_nothing_never_wait_for_the_write_lock(
         assert time.monotonic() - started < 2
 
 
+@pytest.mark.sqlite_only
 def test_a_write_that_cannot_start_is_503_with_retry_after(
     quick_config, store, org, admin_key, auth, held_write_lock
 ) -> None:
@@ -175,13 +183,14 @@ def test_key_uses_are_written_in_batches_not_per_request(config, store, org, mak
         for key in keys:
             assert client.get("/v1/organization", headers=bearer(key)).status_code == 200
         assert all(store.key_by_hash(hash_key(k))["last_used_at"] is None for k in keys)
-    reopened = sync_store(config.db_path)
+    reopened = sync_store(config.database)
     try:
         assert all(reopened.key_by_hash(hash_key(k))["last_used_at"] for k in keys)
     finally:
         reopened.close()
 
 
+@pytest.mark.sqlite_only
 def test_an_outside_program_holding_sqlite_s_lock_delays_nothing_but_writes(
     quick_config, store, org, admin_key
 ) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from conftest import OPERATOR, bearer, rename, sync_store
+from conftest import DATABASE_ERRORS, OPERATOR, POSTGRESQL, bearer, outside, rename, sync_store
 from storage.audit_chain import event_hash, first_break
 from storage.sqlite.migrations import MIGRATIONS
 
@@ -29,6 +29,19 @@ def raw(path: Path) -> contextlib.closing[sqlite3.Connection]:
     return contextlib.closing(sqlite3.connect(path, isolation_level=None))
 
 
+def tamper(database: str, statement: str, params: list[Any]) -> None:
+    """Change the trail as someone with full access to the database can: past the append-only
+    guard (SQLite: drop its triggers; PostgreSQL: a superuser's session_replication_role)."""
+    with outside(database) as conn:
+        if POSTGRESQL:
+            conn.execute("SET session_replication_role = replica")
+            conn.execute(statement.replace("?", "%s"), params)
+        else:
+            conn.execute("DROP TRIGGER audit_events_no_update")
+            conn.execute("DROP TRIGGER audit_events_no_delete")
+            conn.execute(statement, params)
+
+
 def test_every_event_links_to_the_previous_one_of_its_organization(store, two_orgs) -> None:
     """prev_hash is the previous event's hash (null for the first); hash matches the content."""
     for org in two_orgs:
@@ -42,9 +55,11 @@ def test_every_event_links_to_the_previous_one_of_its_organization(store, two_or
 def test_a_changed_event_is_named_by_verify(config, store, two_orgs) -> None:
     """Someone with file access edits one event: verify names exactly that event."""
     victim = store.list_events(two_orgs[1]["id"], limit=100)[0][1]
-    with raw(config.db_path) as conn:
-        conn.execute("DROP TRIGGER audit_events_no_update")
-        conn.execute("UPDATE audit_events SET attestation = 'forged' WHERE id = ?", [victim["id"]])
+    tamper(
+        config.database,
+        "UPDATE audit_events SET attestation = 'forged' WHERE id = ?",
+        [victim["id"]],
+    )
     result = store.verify_audit()
     assert result["broken"] == {
         "id": victim["id"],
@@ -57,17 +72,27 @@ def test_a_changed_event_is_named_by_verify(config, store, two_orgs) -> None:
 def test_a_removed_event_breaks_the_chain_after_it(config, store, two_orgs) -> None:
     """Deleting an event (triggers dropped) leaves the next one pointing at a missing hash."""
     events = list(reversed(store.list_events(two_orgs[0]["id"], limit=100)[0]))
-    with raw(config.db_path) as conn:
-        conn.execute("DROP TRIGGER audit_events_no_delete")
-        conn.execute("DELETE FROM audit_events WHERE id = ?", [events[1]["id"]])
+    tamper(config.database, "DELETE FROM audit_events WHERE id = ?", [events[1]["id"]])
     broken = store.verify_audit(two_orgs[0]["id"])["broken"]
     assert broken["id"] == events[2]["id"]
     assert broken["reason"] == "prev_hash is not the hash of the previous event"
 
 
-@pytest.mark.parametrize(
-    "sql",
+REUSING_INSERTS = (
     [
+        # PostgreSQL: seq is GENERATED ALWAYS and unique, id unique; an upsert reaches the
+        # update trigger.
+        "INSERT INTO audit_events OVERRIDING SYSTEM VALUE"
+        " SELECT * FROM audit_events ORDER BY seq LIMIT 1",
+        "INSERT INTO audit_events (id, type, organization_id, actor, surface, changes,"
+        " created_at, hash) SELECT id, type, organization_id, actor, surface, '{}', created_at,"
+        " hash FROM audit_events ORDER BY seq LIMIT 1",
+        "INSERT INTO audit_events OVERRIDING SYSTEM VALUE"
+        " SELECT * FROM audit_events ORDER BY seq LIMIT 1"
+        " ON CONFLICT (seq) DO UPDATE SET changes = '{}'",
+    ]
+    if POSTGRESQL
+    else [
         "INSERT OR REPLACE INTO audit_events SELECT * FROM audit_events WHERE seq = 1",
         "REPLACE INTO audit_events (seq, id, type, organization_id, actor, surface, changes,"
         " created_at) SELECT seq, 'evt_new', type, organization_id, actor, surface, '{}',"
@@ -75,17 +100,23 @@ def test_a_removed_event_breaks_the_chain_after_it(config, store, two_orgs) -> N
         "INSERT INTO audit_events (id, type, organization_id, actor, surface, changes,"
         " created_at) SELECT id, type, organization_id, actor, surface, '{}', created_at"
         " FROM audit_events WHERE seq = 1",
-    ],
+    ]
 )
+
+
+@pytest.mark.parametrize("sql", REUSING_INSERTS)
 def test_an_insert_reusing_an_event_is_refused(config, store, two_orgs, sql) -> None:
-    """REPLACE, or any insert reusing an event's id or seq, is refused by the database."""
+    """REPLACE, an upsert, or any insert reusing an event's id or seq, is refused by the
+    database."""
     before = store.list_events(two_orgs[0]["id"], limit=100)[0]
-    with raw(config.db_path) as conn, pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    refused = pytest.raises(DATABASE_ERRORS, match=r"append-only|duplicate key")
+    with outside(config.database) as conn, refused:
         conn.execute(sql)
     assert store.list_events(two_orgs[0]["id"], limit=100)[0] == before
     assert store.verify_audit()["broken"] is None
 
 
+@pytest.mark.sqlite_only
 def test_the_migration_chains_events_written_before_it(tmp_path: Path) -> None:
     """A database at schema 1 with events gets every event chained by migration 2."""
     path = tmp_path / "old.db"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from conftest import bearer
+from conftest import POSTGRESQL, bearer, query
 from handlers.auth.jwt import issue_token
 from handlers.http.app import create_app
 from live import cli, start_server
@@ -43,7 +43,7 @@ class RecordingStore:
 
 def test_keys_are_looked_up_by_their_sha256_only(config, admin_key) -> None:
     """The store is asked for sha256(key), never the key; malformed keys don't reach it."""
-    recording = RecordingStore(open_store(config.db_path))
+    recording = RecordingStore(open_store(config.database))
     with create_app(config, store=recording).test_client() as client:
         assert client.get("/v1/organization", headers=bearer(admin_key)).status_code == 200
         assert client.get("/v1/organization", headers=bearer(WRONG_KEY)).status_code == 401
@@ -53,11 +53,23 @@ def test_keys_are_looked_up_by_their_sha256_only(config, admin_key) -> None:
 
 
 def test_no_secret_is_stored_in_the_database(client, store, config, admin_key) -> None:
-    """Neither the key nor its unhashed body appears anywhere in the database files."""
+    """Neither the key nor its unhashed body appears anywhere in the database: its files
+    (SQLite), or any row of any table (PostgreSQL)."""
     client.get("/v1/organization", headers=bearer(admin_key))
     store.close()
-    files = [p for p in config.db_path.parent.iterdir() if p.name.startswith(config.db_path.name)]
     secret_body = admin_key.removeprefix("am_live_").encode()
+    if POSTGRESQL:
+        tables = query(
+            config.database,
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+        )
+        assert ("api_keys",) in tables
+        for (table,) in tables:
+            rows = query(config.database, f'SELECT t::text FROM "{table}" t')
+            assert rows or table != "api_keys"
+            assert all(secret_body.decode() not in text for (text,) in rows), table
+        return
+    files = [p for p in config.db_path.parent.iterdir() if p.name.startswith(config.db_path.name)]
     assert files
     for path in files:
         assert secret_body not in path.read_bytes(), path.name

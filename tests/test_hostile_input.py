@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from conftest import JWT_SECRET, OPERATOR, bearer, sync_store
+from conftest import JWT_SECRET, OPERATOR, bearer, new_database, sync_store
 from handlers.auth.api_keys import mint_key
 from handlers.auth.jwt import issue_token
 from handlers.config import Config
@@ -112,12 +112,12 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     from handlers.http.app import create_app
 
     config = Config(
-        db_path=tmp_path_factory.mktemp("hostile-app") / "app.db",
+        database=new_database(tmp_path_factory.mktemp("hostile-app"), "app.db"),
         jwt_secret=JWT_SECRET,
         log_requests=False,
     )
     app = create_app(config)
-    store = sync_store(config.db_path)
+    store = sync_store(config.database)
     org = store.create_org(name="Acme Health", actor=OPERATOR)
     secret, prefix, key_hash = mint_key()
     scopes = ["org:read", "org:admin:write", "audit:read"]
@@ -326,7 +326,7 @@ def test_a_stalled_body_is_408_in_process(tmp_path: Path) -> None:
 
     app = create_app(
         Config(
-            db_path=tmp_path / "stall.db",
+            database=new_database(tmp_path, "stall.db"),
             jwt_secret=JWT_SECRET,
             log_requests=False,
             body_timeout_seconds=0.2,

@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from conftest import JWT_SECRET, OPERATOR, bearer, sync_store
+from conftest import JWT_SECRET, OPERATOR, bearer, new_database, sync_store
 from handlers.auth.jwt import JwtVerifier, issue_token
 from handlers.config import Config
 from handlers.http.app import create_app
@@ -80,7 +80,7 @@ def app_with(tmp_path: Path) -> Iterator[Callable[[Config], Any]]:
     stores = []
 
     def build(config: Config):
-        store = sync_store(config.db_path)
+        store = sync_store(config.database)
         stores.append(store)
         return create_app(config).test_client(), store
 
@@ -97,7 +97,8 @@ def rsa_setup(tmp_path, monkeypatch, rsa_key, app_with):
     monkeypatch.delenv("ORGSETTINGS_JWT_SECRET", raising=False)
     monkeypatch.setenv("ORGSETTINGS_JWT_PUBLIC_KEY", str(key_file))
     monkeypatch.setenv("ORGSETTINGS_LOG_REQUESTS", "0")
-    config = Config.from_env(db_path=tmp_path / "rs256.db")
+    monkeypatch.setenv("ORGSETTINGS_STATE_DIR", str(tmp_path))
+    config = Config.from_env(new_database(tmp_path, "rs256.db"))
     client, store = app_with(config)
     org = store.create_org(name="RSA Org", actor=OPERATOR)
     return client, org
@@ -198,7 +199,7 @@ def test_rs256_setup_refuses_hs256_signed_with_a_secret(rsa_setup):
 
 def test_es256_setup_accepts_only_es256(tmp_path):
     private = ec.generate_private_key(ec.SECP256R1())
-    config = Config(db_path=tmp_path / "es.db", jwt_public_key=public_pem(private).decode())
+    config = Config(database=str(tmp_path / "es.db"), jwt_public_key=public_pem(private).decode())
     verifier = JwtVerifier.from_config(config)
     assert verifier.algorithms == ["ES256"]
     token = jwt.encode(claims("org-1"), private, algorithm="ES256")
@@ -213,7 +214,7 @@ def test_hs256_setup_allows_only_hs256(config):
 def iss_aud_client(tmp_path, app_with):
     """A client for an app that enforces an issuer and an audience, and an org in it."""
     config = Config(
-        db_path=tmp_path / "iss.db",
+        database=new_database(tmp_path, "iss.db"),
         jwt_secret=JWT_SECRET,
         jwt_issuer=ISSUER,
         jwt_audience=AUDIENCE,
@@ -246,7 +247,10 @@ def test_issuer_and_audience_are_enforced_when_configured(iss_aud_client, extra,
 def test_issued_tokens_satisfy_a_configured_issuer_and_audience(iss_aud_client, tmp_path):
     client, org = iss_aud_client
     config = Config(
-        db_path=tmp_path / "iss.db", jwt_secret=JWT_SECRET, jwt_issuer=ISSUER, jwt_audience=AUDIENCE
+        database=str(tmp_path / "unused.db"),
+        jwt_secret=JWT_SECRET,
+        jwt_issuer=ISSUER,
+        jwt_audience=AUDIENCE,
     )
     token = issue_token(config, org_id=org["id"], role="USER", sub="u")["token"]
     assert client.get(url(org["id"]), headers=bearer(token)).status_code == 200
@@ -294,7 +298,7 @@ def test_issue_token_refuses_tokens_the_server_would_refuse(config, org_id, role
 
 
 def test_without_a_secret_one_is_generated_in_a_private_file(tmp_path):
-    config = Config(db_path=tmp_path / "db" / "orgsettings.db")
+    config = Config(database=str(tmp_path / "db" / "orgsettings.db"))
     issued = issue_token(config, org_id="o", role="ADMIN", sub="u")
     assert stat.S_IMODE(config.secret_file.stat().st_mode) == 0o600
     assert JwtVerifier.from_config(config).verify(issued["token"])["sub"] == "u"
@@ -302,21 +306,21 @@ def test_without_a_secret_one_is_generated_in_a_private_file(tmp_path):
 
 def test_a_weak_rsa_key_is_refused_at_start(tmp_path):
     weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    config = Config(db_path=tmp_path / "x.db", jwt_public_key=public_pem(weak).decode())
+    config = Config(database=str(tmp_path / "x.db"), jwt_public_key=public_pem(weak).decode())
     with pytest.raises(ValueError, match="2048"):
         JwtVerifier.from_config(config)
 
 
 def test_a_non_p256_ec_key_is_refused_at_start(tmp_path):
     key = ec.generate_private_key(ec.SECP384R1())
-    config = Config(db_path=tmp_path / "x.db", jwt_public_key=public_pem(key).decode())
+    config = Config(database=str(tmp_path / "x.db"), jwt_public_key=public_pem(key).decode())
     with pytest.raises(ValueError, match="P-256"):
         JwtVerifier.from_config(config)
 
 
 def test_a_short_secret_is_refused_at_start(tmp_path):
     with pytest.raises(ValueError, match="at least 32 bytes"):
-        JwtVerifier.from_config(Config(db_path=tmp_path / "x.db", jwt_secret="short"))
+        JwtVerifier.from_config(Config(database=str(tmp_path / "x.db"), jwt_secret="short"))
 
 
 def test_the_actor_is_the_token_subject_in_the_audit_trail(client, store, org, config):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import bearer
@@ -51,6 +52,7 @@ def test_write_batches_and_their_waits_are_observed(client, org, admin_key) -> N
     assert seen[("orgsettings_write_wait_seconds_count", ())] >= 3
 
 
+@pytest.mark.sqlite_only
 def test_database_faults_and_rate_limits_are_counted(config, org, admin_key) -> None:
     """A write refused for a held lock counts as a database error; a 429 as rate limited."""
     quick = Config(**{**config.__dict__, "db_wait_seconds": 0.3, "key_requests_per_minute": 1})

@@ -1,9 +1,10 @@
-"""storage/: migrations, connection pragmas, all-or-nothing writes, concurrent writers, key use."""
+"""storage/: migrations, connection pragmas, all-or-nothing writes, concurrent writers, key use.
+
+Every test but the SQLite pragmas runs on both backends (see conftest)."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,16 +15,30 @@ from typing import Any
 
 import pytest
 
-from conftest import MISSING_ORG, OPERATOR, SyncStore, sync_store
+from conftest import (
+    INTEGRITY_ERRORS,
+    MISSING_ORG,
+    OPERATOR,
+    POSTGRESQL,
+    SyncStore,
+    new_database,
+    outside,
+    query,
+    sync_store,
+)
 from storage import NotFoundError, open_store
+from storage.postgresql import migrations as postgresql_migrations
+from storage.sqlite import migrations as sqlite_migrations
 from storage.sqlite.connection import connect
-from storage.sqlite.migrations import MIGRATIONS, latest_version
+
+MIGRATIONS = (postgresql_migrations if POSTGRESQL else sqlite_migrations).MIGRATIONS
+latest_version = (postgresql_migrations if POSTGRESQL else sqlite_migrations).latest_version
 
 
 @pytest.fixture
-def path(tmp_path: Path) -> Path:
-    """Where this test's fresh database lives."""
-    return tmp_path / "storage.db"
+def path(tmp_path: Path) -> str:
+    """Where this test's fresh database lives (a file, or a PostgreSQL database's URL)."""
+    return new_database(tmp_path, "storage.db")
 
 
 @pytest.fixture
@@ -52,15 +67,26 @@ def modify(store: SyncStore, org_id: str, mutate: Callable, surface: str = "cli"
     return store.modify_org(org_id, mutate, actor=OPERATOR, surface=surface, request_id=None)
 
 
-def query(path: Path, sql: str) -> list[tuple[Any, ...]]:
-    """Rows of ``sql`` read through a plain sqlite3 connection, as another program would."""
-    with closing(sqlite3.connect(path)) as conn:
-        return conn.execute(sql).fetchall()
+def schema(path: str) -> list[tuple[Any, ...]]:
+    """Every table, column, index and trigger definition."""
+    if not POSTGRESQL:
+        return query(path, "SELECT name, sql FROM sqlite_master ORDER BY name")
+    return query(
+        path,
+        "SELECT table_name, column_name, data_type, column_default FROM information_schema.columns"
+        " WHERE table_schema = 'public' ORDER BY 1, 2",
+    ) + query(
+        path,
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
+        " UNION ALL SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal"
+        " ORDER BY 1",
+    )
 
 
-def schema(path: Path) -> list[tuple[Any, ...]]:
-    """Every table, index and trigger definition."""
-    return query(path, "SELECT name, sql FROM sqlite_master ORDER BY name")
+def schema_version(path: str) -> int:
+    """The migration number the database records."""
+    sql = "SELECT MAX(version) FROM schema_migrations" if POSTGRESQL else "PRAGMA user_version"
+    return query(path, sql)[0][0]
 
 
 class Refused(Exception):
@@ -77,9 +103,10 @@ def refuse(current: dict[str, Any]) -> tuple[dict[str, Any], None]:
 
 
 def test_migrate_brings_a_new_database_to_the_latest_version(fresh, path):
-    """A new database ends at user_version == number of migrations, and is then ready."""
+    """A new database ends at the number of migrations (user_version, schema_migrations),
+    and is then ready."""
     assert fresh.migrate() == latest_version() == len(MIGRATIONS)
-    assert query(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+    assert schema_version(path) == len(MIGRATIONS)
     assert fresh.is_ready() is True
 
 
@@ -109,6 +136,7 @@ def test_unmigrated_database_is_not_ready(fresh):
 # -- connection pragmas -------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize(
     ("pragma", "expected"),
     [("journal_mode", "wal"), ("synchronous", 2), ("foreign_keys", 1), ("busy_timeout", 5000)],
@@ -119,6 +147,7 @@ def test_every_connection_has_the_durability_pragmas(path, pragma, expected):
         assert db.execute(f"PRAGMA {pragma}").fetchone()[0] == expected
 
 
+@pytest.mark.sqlite_only
 def test_wal_mode_is_kept_in_the_database_file(store, path):
     """Any program opening the store's file finds it in WAL mode."""
     assert query(path, "PRAGMA journal_mode") == [("wal",)]
@@ -126,7 +155,9 @@ def test_wal_mode_is_kept_in_the_database_file(store, path):
 
 def test_foreign_keys_are_enforced(store, path):
     """A brand row for an organization that does not exist is refused by the database."""
-    with closing(connect(path, 5.0)) as db, pytest.raises(sqlite3.IntegrityError):
+    # SQLite checks foreign keys per connection: the store's connections turn them on.
+    opened = outside(path) if POSTGRESQL else closing(connect(path, 5.0))
+    with opened as db, pytest.raises(INTEGRITY_ERRORS):
         db.execute(
             "INSERT INTO brands (id, organization_id, status, campaign_count, created_at)"
             " VALUES ('b', 'no-such-org', 'ACTIVE', 0, '2026-01-01T00:00:00Z')"
@@ -156,7 +187,7 @@ def test_mutate_raising_changes_nothing(store, org):
 def test_failed_event_write_rolls_back_the_row_change(store, org):
     """If the audit event cannot be written, the organization update is undone too."""
     before = snapshot(store, org["id"])
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(INTEGRITY_ERRORS):
         # surface is CHECK-constrained: the row update succeeds, the event insert fails.
         modify(store, org["id"], lambda o: ({**o, "name": "Orphan"}, None), surface="nowhere")
     assert snapshot(store, org["id"]) == before
@@ -165,14 +196,14 @@ def test_failed_event_write_rolls_back_the_row_change(store, org):
 def test_row_that_breaks_a_constraint_changes_nothing(store, org):
     """A record the database refuses (mms above message retention) writes nothing."""
     before = snapshot(store, org["id"])
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(INTEGRITY_ERRORS):
         modify(store, org["id"], lambda o: ({**o, "mms_retention_days": 200}, None))
     assert snapshot(store, org["id"]) == before
 
 
 def test_store_keeps_working_after_a_rolled_back_write(store, org):
     """A rejected write releases the write lock and the transaction."""
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(INTEGRITY_ERRORS):
         modify(store, org["id"], lambda o: ({**o, "mms_retention_days": 200}, None))
     updated, event = modify(store, org["id"], lambda o: ({**o, "name": "After"}, None))
     assert (updated["name"], updated["version"]) == ("After", 2)

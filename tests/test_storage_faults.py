@@ -18,6 +18,9 @@ import pytest
 from conftest import OPERATOR, rename, sync_store
 from storage import NotFoundError, StorageUnavailable, open_store
 
+#: About the SQLite file itself (its lock, WAL, disk and writer thread); see conftest.
+pytestmark = pytest.mark.sqlite_only
+
 
 @pytest.fixture
 def running(tmp_path: Path):

@@ -27,6 +27,9 @@ from storage.sqlite import audit, organizations
 from storage.sqlite.connection import WriteLock, connect
 from storage.sqlite.writer import Writer
 
+#: About the SQLite file itself (its lock, WAL, disk and writer thread); see conftest.
+pytestmark = pytest.mark.sqlite_only
+
 RFC3339_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 

@@ -118,7 +118,7 @@ async def run_demo(
     }
     lines = [
         f"Demo organization: {org['name']} ({org['id']})",
-        f"Database: {config.db_path}",
+        f"Database: {config.shown_database}",
         "",
         f"API key, all scopes:  {keys['admin']['key']}",
         f"API key, org:read:    {keys['read_only']['key']}",

@@ -8,6 +8,7 @@ import errno
 import getpass
 import ipaddress
 import json
+import logging
 import os
 import re
 import socket
@@ -23,7 +24,8 @@ from handlers.auth.jwt import issue_token
 from handlers.cli import server_limits
 from handlers.cli.demo import run_demo
 from handlers.config import Config
-from storage import NotFoundError, StorageUnavailable, Store, open_store
+from handlers.database import configured_store
+from storage import NotFoundError, StorageUnavailable, Store
 
 ROLES = ("USER", "ADMIN", "SUPERADMIN")
 #: The first 16 bytes of every SQLite 3 database file.
@@ -130,7 +132,7 @@ async def cmd_init(args: argparse.Namespace, config: Config, store: Store) -> di
     """Create or migrate the database (and the generated JWT secret when none is set)."""
     config.hs256_secret(create=True)
     version = await store.migrate()
-    return {"database": str(config.db_path), "schema_version": version}
+    return {"database": config.shown_database, "schema_version": version}
 
 
 async def _migrate_only(args: argparse.Namespace, config: Config, store: Store) -> dict[str, Any]:
@@ -176,14 +178,15 @@ def serve(args: argparse.Namespace, config: Config) -> int:
     config.hs256_secret(create=True)
     _check_listenable(args.host, args.port)
     # Worker processes build their own app from the environment, so pass the database there.
-    os.environ["ORGSETTINGS_DB"] = str(config.db_path)
+    os.environ["ORGSETTINGS_DB"] = config.database
     url = base_url(args.host, args.port)
     if args.json:
-        listening = {"listening": url, "workers": args.workers, "database": str(config.db_path)}
+        listening = {"listening": url, "workers": args.workers, "database": config.shown_database}
         print(json.dumps(listening), flush=True)
     else:
         workers = f"{args.workers} worker{'s' if args.workers != 1 else ''}"
-        print(f"orgsettings listening on {url} ({workers}, database {config.db_path})", flush=True)
+        shown = config.shown_database
+        print(f"orgsettings listening on {url} ({workers}, database {shown})", flush=True)
     # SIGTERM and SIGINT: Granian stops accepting, lets in-flight requests finish, runs the
     # app's lifespan shutdown in each worker, and returns here (exit 0).
     Granian(
@@ -302,9 +305,9 @@ CREATING = ("init", "demo")
 async def run_command(command: Command, args: argparse.Namespace, config: Config) -> dict:
     """Open and migrate the store, run one command, close the store."""
     create = args.command in CREATING
-    if not create and not config.db_path.exists():
+    if not create and not config.is_postgresql and not config.db_path.exists():
         raise CliError(f"no database at {config.db_path}; create it with `orgsettings init`")
-    store = open_store(config.db_path, wait_seconds=config.db_wait_seconds, create=create)
+    store = configured_store(config, create=create)
     try:
         await store.migrate()
         return await command(args, config, store)
@@ -325,11 +328,17 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every command."""
     common = _Parser(add_help=False)
-    common.add_argument("--db", default=argparse.SUPPRESS, help="SQLite file (ORGSETTINGS_DB)")
+    common.add_argument(
+        "--db", default=argparse.SUPPRESS, help="SQLite file or postgresql:// URL (ORGSETTINGS_DB)"
+    )
     common.add_argument("--json", action="store_true", help="print exactly one JSON object")
 
     parser = _Parser(prog="orgsettings", description=__doc__)
-    parser.add_argument("--db", default=None, help="SQLite file (default var/orgsettings.db)")
+    parser.add_argument(
+        "--db",
+        default=None,
+        help="SQLite file (default var/orgsettings.db) or postgresql:// URL",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     def leaf(sub: Any, name: str, func: Command | None, help_: str) -> argparse.ArgumentParser:
@@ -465,7 +474,8 @@ def _check_db_path(path: Path, label: str) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     config = Config.from_env(args.db)
-    _check_db_path(config.db_path, "--db" if args.db else "database")
+    if not config.is_postgresql:
+        _check_db_path(config.db_path, "--db" if args.db else "database")
     if args.command == "serve":
         return serve(args, config)
     result = asyncio.run(run_command(args.func, args, config))
@@ -487,6 +497,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     (usage errors are argparse's own: usage and one error line on stderr, status 2).
     """
     args = build_parser().parse_args(argv)
+    # The driver's pool logs each failed connection attempt; a command reports the outcome as
+    # its one error line instead (the server's workers log them as JSON: cli/served.py).
+    logging.getLogger("psycopg").addHandler(logging.NullHandler())
     try:
         return _run(args)
     except NotFoundError as exc:

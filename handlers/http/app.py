@@ -31,6 +31,7 @@ from handlers.auth.jwt import JwtAuthenticator, JwtVerifier
 from handlers.auth.scopes import OperationScopes
 from handlers.auth.security import bearer_security_map
 from handlers.config import Config
+from handlers.database import configured_store
 from handlers.http import probes
 from handlers.http.errors import ApiError, ErrorRenderer
 from handlers.http.metrics import Metrics
@@ -38,7 +39,7 @@ from handlers.http.middleware import RequestContext
 from handlers.http.rate_limit import RateLimits
 from handlers.http.routes import AllowedMethods, OperationNames
 from handlers.http.validation import validator_map
-from storage import StorageUnavailable, Store, open_store
+from storage import StorageUnavailable, Store
 
 SPEC_DIR = Path(__file__).resolve().parent.parent.parent / "openapi"
 
@@ -113,12 +114,7 @@ def create_app(config: Config | None = None, store: Store | None = None) -> conn
     The store is migrated when the app starts (ASGI lifespan) and closed when it stops.
     """
     config = config or Config.from_env()
-    store = store or open_store(
-        config.db_path,
-        wait_seconds=config.db_wait_seconds,
-        key_usage_seconds=config.key_usage_seconds,
-        create=config.create_database,
-    )
+    store = store or configured_store(config, create=config.create_database)
     services = Services(config=config, store=store)
     v1 = load_spec("v1.yaml")
     dashboard = load_spec("dashboard.yaml")

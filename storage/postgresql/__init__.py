@@ -1,0 +1,1 @@
+"""The PostgreSQL backend: many instances over one database (see store.py)."""

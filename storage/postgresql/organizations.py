@@ -1,0 +1,228 @@
+"""SQL for organizations: lock, read one with its brand summary, create, and change one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import AsyncConnection
+from uuid6 import uuid7
+
+from storage.errors import NotFoundError, VersionMismatchError
+from storage.interface import Actor, Mutator, VersionCheck
+from storage.postgresql import audit
+from storage.records import (
+    AUTO_REPLIES_DEFAULT,
+    BOOL_FIELDS,
+    MUTABLE_FIELDS,
+    QUIET_HOURS_DEFAULT,
+    copy_org,
+    diff,
+    org_from_row,
+    org_to_row,
+    to_json,
+    utcnow,
+)
+
+_UPDATE_COLUMNS = (*MUTABLE_FIELDS, "updated_at", "version")
+_UPDATE = (
+    f"UPDATE organizations SET {', '.join(f'{c} = %s' for c in _UPDATE_COLUMNS)} WHERE id = %s"
+)
+_INSERT_COLUMNS = (
+    "id",
+    "name",
+    "plan",
+    "throughput_tier",
+    "tenant_type",
+    "quiet_hours",
+    "auto_replies",
+    "created_at",
+    "updated_at",
+)
+_INSERT = (
+    f"INSERT INTO organizations ({', '.join(_INSERT_COLUMNS)})"
+    f" VALUES ({', '.join('%s' for _ in _INSERT_COLUMNS)})"
+)
+
+_RECORD = """
+    SELECT o.*,
+      (SELECT COUNT(*) FROM brands b WHERE b.organization_id = o.id) AS brand_count,
+      (SELECT COALESCE(SUM(campaign_count), 0)::bigint FROM brands b
+         WHERE b.organization_id = o.id) AS campaign_count,
+      COALESCE(
+        (SELECT status FROM brands b WHERE b.organization_id = o.id
+           ORDER BY CASE status WHEN 'ACTIVE' THEN 0 WHEN 'PENDING' THEN 1 ELSE 2 END
+           LIMIT 1),
+        'NONE') AS brand
+"""
+_READ = _RECORD + " FROM organizations o WHERE o.id = %s"
+# Inside a write, after the row lock: the record and the hash its next audit event chains to,
+# in one statement (a fresh snapshot, taken after the lock: READ COMMITTED).
+_READ_FOR_WRITE = (
+    _RECORD
+    + """, (SELECT hash FROM audit_events a WHERE a.organization_id = o.id
+            ORDER BY a.seq DESC LIMIT 1) AS last_hash
+    FROM organizations o WHERE o.id = %s"""
+)
+
+
+async def lock(conn: AsyncConnection, org_id: str) -> None:
+    """Lock the organization's row until the transaction ends; raises NotFoundError.
+
+    Every write takes this lock first, so writes to one organization run one at a time across
+    every instance (a read-check-write never loses an update) and its audit events are
+    appended in order. Writes to different organizations do not wait for each other.
+    """
+    cursor = await conn.execute("SELECT 1 FROM organizations WHERE id = %s FOR UPDATE", [org_id])
+    if await cursor.fetchone() is None:
+        raise NotFoundError(org_id)
+
+
+async def read(conn: AsyncConnection, org_id: str) -> dict[str, Any]:
+    """The full record of one organization; raises NotFoundError."""
+    cursor = await conn.execute(_READ, [org_id])
+    return _record(await cursor.fetchone(), org_id)
+
+
+async def read_locked(conn: AsyncConnection, org_id: str) -> tuple[dict[str, Any], str | None]:
+    """Lock the organization's row (see ``lock``), then read its record and the hash of its
+    newest audit event (None before the first)."""
+    await lock(conn, org_id)
+    cursor = await conn.execute(_READ_FOR_WRITE, [org_id])
+    row = await cursor.fetchone()
+    last_hash = row.pop("last_hash") if row else None
+    return _record(row, org_id), last_hash
+
+
+def _record(record: dict[str, Any] | None, org_id: str) -> dict[str, Any]:
+    if record is None:
+        raise NotFoundError(org_id)
+    registration = {
+        "brand": record.pop("brand"),
+        "brand_count": record.pop("brand_count"),
+        "campaign_count": record.pop("campaign_count"),
+    }
+    org = org_from_row(record)
+    org["registration_status"] = registration
+    return org
+
+
+async def find_by_name(conn: AsyncConnection, name: str) -> dict[str, Any] | None:
+    """The oldest organization with exactly this name, if any."""
+    cursor = await conn.execute(
+        "SELECT id FROM organizations WHERE name = %s ORDER BY created_at, id LIMIT 1", [name]
+    )
+    row = await cursor.fetchone()
+    return await read(conn, row["id"]) if row else None
+
+
+async def create(
+    conn: AsyncConnection,
+    *,
+    name: str,
+    actor: Actor,
+    surface: str,
+    tenant_type: str,
+    plan: str,
+    throughput_tier: int,
+    request_id: str | None,
+) -> dict[str, Any]:
+    """Insert an organization with every default and record organization.created."""
+    now = utcnow()
+    org_id = str(uuid7())
+    values = {
+        "id": org_id,
+        "name": name,
+        "plan": plan,
+        "throughput_tier": throughput_tier,
+        "tenant_type": tenant_type,
+        "quiet_hours": to_json(QUIET_HOURS_DEFAULT),
+        "auto_replies": to_json(AUTO_REPLIES_DEFAULT),
+        "created_at": now,
+        "updated_at": now,
+    }
+    await conn.execute(_INSERT, [values[c] for c in _INSERT_COLUMNS])
+    await lock(conn, org_id)
+    org = await read(conn, org_id)
+    await audit.record(
+        conn,
+        type_="organization.created",
+        org_id=org_id,
+        actor=actor,
+        surface=surface,
+        request_id=request_id,
+        changes={
+            k: {"from": None, "to": org[k]}
+            for k in ("name", "plan", "throughput_tier", "tenant_type")
+        },
+        at=now,
+    )
+    return org
+
+
+async def modify(
+    conn: AsyncConnection,
+    org_id: str,
+    mutate: Mutator,
+    *,
+    actor: Actor,
+    surface: str,
+    request_id: str | None,
+    if_version: VersionCheck | None,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Lock, read, check, change and audit one organization (see Store.modify_org)."""
+    current, last_hash = await read_locked(conn, org_id)  # the latest committed version
+    if if_version is not None and not if_version(current["version"]):
+        raise VersionMismatchError(current)
+    wanted, attestation = mutate(copy_org(current))
+    changes = diff(current, wanted)
+    if not changes:
+        return current, None
+    row = org_to_row(wanted)
+    for field in BOOL_FIELDS:
+        row[field] = bool(row[field])
+    row["updated_at"] = utcnow()
+    row["version"] = current["version"] + 1
+    await conn.execute(_UPDATE, [*(row[c] for c in _UPDATE_COLUMNS), org_id])
+    event = await audit.record(
+        conn,
+        type_="organization.updated",
+        org_id=org_id,
+        actor=actor,
+        surface=surface,
+        request_id=request_id,
+        changes=changes,
+        attestation=attestation,
+        at=row["updated_at"],
+        prev_hash=last_hash,
+    )
+    return {**wanted, "updated_at": row["updated_at"], "version": row["version"]}, event
+
+
+#: The operator-only fields ``set_operator_fields`` may change (never from a request).
+OPERATOR_FIELDS = ("plan", "throughput_tier", "tenant_type")
+
+
+async def set_operator_fields(
+    conn: AsyncConnection, org_id: str, fields: dict[str, Any], actor: Actor
+) -> dict[str, Any]:
+    """Change plan, throughput tier or tenant type, with an organization.updated event."""
+    unknown = set(fields) - set(OPERATOR_FIELDS)
+    if unknown:
+        raise ValueError(f"not operator fields: {sorted(unknown)}")
+    await lock(conn, org_id)
+    current = await read(conn, org_id)
+    changes = {k: {"from": current[k], "to": v} for k, v in fields.items() if current[k] != v}
+    if not changes:
+        return current
+    now = utcnow()
+    names = [k for k in OPERATOR_FIELDS if k in fields]
+    assignments = ", ".join(f"{k} = %s" for k in names)
+    await conn.execute(
+        f"UPDATE organizations SET {assignments}, updated_at = %s, version = version + 1"
+        " WHERE id = %s",
+        [*(fields[k] for k in names), now, org_id],
+    )
+    await audit.record(
+        conn, type_="organization.updated", org_id=org_id, actor=actor, changes=changes, at=now
+    )
+    return await read(conn, org_id)
