@@ -5,14 +5,18 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
-import signal
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from live import cli, start_server
 from reliability import Client, audit_history, integrity, record
+
+#: SIGKILL of a server over SQLite; tests/test_multi_instance.py does it over PostgreSQL.
+pytestmark = pytest.mark.sqlite_only
 
 SECRET_ENV = {"ORGSETTINGS_JWT_SECRET": "crash-test-secret-" + "k" * 32}
 CRASHES = 4
@@ -98,8 +102,7 @@ def test_sigkill_under_load_loses_no_acknowledged_write(tmp_path: Path) -> None:
         for thread in threads:
             thread.start()
         time.sleep(LOAD_SECONDS)
-        server.process.send_signal(signal.SIGKILL)
-        server.process.wait(10)
+        server.crash()
         stop.set()
         for thread in threads:
             thread.join(10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from live import cli, start_server
-from reliability import Client, audit_history, integrity, record
+from reliability import Client, audit_history, integrity, port_of, record
 
 SECRET_ENV = {"ORGSETTINGS_JWT_SECRET": "graceful-test-secret-" + "g" * 32}
 #: One field per client thread, so each client's last acknowledged value can be checked.
@@ -89,3 +90,30 @@ def test_sigterm_finishes_in_flight_requests(tmp_path: Path, workers: int) -> No
         expected = next(iter(expected.values())) if isinstance(expected, dict) else expected
         assert read_back(row, index) == expected
     assert row["version"] - 1 == sum(e["type"] == "organization.updated" for e in events)
+
+
+def test_workers_stop_when_serve_is_killed(tmp_path: Path) -> None:
+    """SIGKILL of ``serve`` (the OOM killer, a supervisor) leaves no worker serving its port
+    alone: each worker notices its parent is gone and stops within a few seconds."""
+    db = tmp_path / "orphan.db"
+    cli(db, "init", env=SECRET_ENV)
+    server = start_server(db, workers=2, env=SECRET_ENV)
+    workers = server.workers()
+    assert len(workers) == 2
+    server.process.kill()
+    server.process.wait(10)
+    deadline = time.monotonic() + 5
+    while any(alive(pid) for pid in workers):
+        assert time.monotonic() < deadline, "a worker outlived its killed serve process"
+        time.sleep(0.05)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port_of(server.base_url)), timeout=1).close()
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting to be reaped has stopped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -6,13 +6,45 @@ Logging is process-wide, so it belongs to the server process rather than to ``cr
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
+
 import connexion
 
 from handlers.cli.logs import configure_logging
 from handlers.http.app import create_app
 
+#: How often a worker checks that its ``serve`` process is still there.
+PARENT_CHECK_SECONDS = 0.25
+#: How long a worker orphaned by its ``serve`` process may take to stop gracefully.
+ORPHAN_GRACE_SECONDS = 10.0
+
+
+def exit_with_parent(interval: float = PARENT_CHECK_SECONDS) -> None:
+    """Stop this worker when the process that started it dies.
+
+    Granian's workers are processes of their own: when ``serve`` is killed outright (SIGKILL,
+    the OOM killer), they would go on serving its port alone, re-parented to init, and the
+    instance a load balancer or a supervisor thinks is gone would keep answering. A worker
+    that finds its parent gone sends itself SIGTERM (a graceful stop: in-flight requests end,
+    the store closes), and SIGKILL if that takes longer than ORPHAN_GRACE_SECONDS.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(ORPHAN_GRACE_SECONDS)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
 
 def app() -> connexion.AsyncApp:
-    """uvicorn's app factory: JSON logging, then the app from the environment's config."""
+    """Granian's app factory: JSON logging, exit with ``serve``, the app from the environment."""
     configure_logging()
+    exit_with_parent()
     return create_app()
