@@ -30,6 +30,12 @@ BARS = (("vs_connexion", "Connexion 3 FlaskApp stock", 2.0), ("vs_fastapi", "Fas
 AIMS = (("vs_asyncapp", "Connexion 3 AsyncApp stock", 1.0),)
 PATCH_P99_MS = 20.0
 RANDOM_KEY_AIM = 0.9
+# BACKEND=postgresql: every target against orgsettings over SQLite, and the two-instance
+# target against the one-instance one (issue's aim: >= 1.6x on GET).
+PG_RATIOS = {"vs_sqlite": "orgsettings", "x2_vs_1": "postgresql"}
+X2_TARGET = "postgresql-x2"
+X2_AIM = 1.6
+CPU_FIELDS = ("app_cpu_ms_per_req", "pg_cpu_ms_per_req", "app_cores", "pg_cores")
 
 
 def _round_ratio(
@@ -56,9 +62,14 @@ def _round_ratio(
 
 
 def summarize(
-    runs: list[dict[str, Any]], targets: list[str], endpoints: list[str]
+    runs: list[dict[str, Any]],
+    targets: list[str],
+    endpoints: list[str],
+    ratios_to: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per (target, endpoint): medians, req/s range, errors, median per-round ratios."""
+    """One row per (target, endpoint): medians, req/s range, errors, median per-round ratios
+    (to the targets of ``ratios_to``, field -> target; by default the peers of RATIOS)."""
+    ratios_to = RATIOS if ratios_to is None else ratios_to
     rows = []
     for target in targets:
         for endpoint in endpoints:
@@ -79,7 +90,10 @@ def summarize(
                 "errors": sum(r["errors"] for r in mine),
                 "non_2xx": sum(r["non_2xx"] for r in mine),
             }
-            for field, ref in RATIOS.items():
+            for field in CPU_FIELDS:
+                if any(field in r for r in mine):
+                    row[field] = _median_or_none([r.get(field) for r in mine])
+            for field, ref in ratios_to.items():
                 ratios = _round_ratio(runs, target, ref, endpoint)
                 row[field] = round(median(ratios), 3) if ratios else None
                 row[f"{field}_rounds"] = [round(x, 3) for x in ratios]
@@ -178,3 +192,58 @@ def bar_check(rows: list[dict[str, Any]], random_keys: int | None = None) -> lis
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write the results file."""
     path.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def _cpu(value: float | None, unit: str = "") -> str:
+    return "-" if value is None else f"{value:.2f}{unit}"
+
+
+def pg_table(rows: list[dict[str, Any]], labels: dict[str, str]) -> str:
+    """BACKEND=postgresql's Markdown table: req/s, latencies, the ratios to orgsettings over
+    SQLite and (two-instance target only) to one instance, and CPU per request."""
+    head = ["target", "endpoint", "req/s", "req/s min-max", "p50 ms", "p99 ms"]
+    head += ["vs sqlite", "x2 vs 1", "app CPU ms/req", "pg CPU ms/req", "steal", "errors"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for r in rows:
+        errors = r["errors"]
+        flag = f"**{errors} ERRORS ({r['non_2xx']} non-2xx)**" if errors else "0"
+        vs_sqlite = None if r["target"] == PG_RATIOS["vs_sqlite"] else r.get("vs_sqlite")
+        x2 = r.get("x2_vs_1") if r["target"] == X2_TARGET else None
+        cells = [
+            labels.get(r["target"], r["target"]),
+            r["endpoint"],
+            f"{r['requests_per_s']:,.0f}",
+            f"{r['requests_per_s_min']:,.0f}-{r['requests_per_s_max']:,.0f}",
+            f"{r['p50_ms']:.2f}",
+            f"{r['p99_ms']:.2f}",
+            _ratio(vs_sqlite),
+            _ratio(x2),
+            _cpu(r.get("app_cpu_ms_per_req")),
+            _cpu(r.get("pg_cpu_ms_per_req")),
+            "-" if r.get("steal") is None else f"{r['steal']:.0%}",
+            flag,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def pg_check(rows: list[dict[str, Any]]) -> list[str]:
+    """The two-instance aim (GET >= 1.6x one instance), and the PATCH ratio beside it."""
+    out = []
+    for method in ("GET", "PATCH"):
+        row = next(
+            (
+                r
+                for r in rows
+                if r["target"] == X2_TARGET and r["endpoint"] == f"{method} /v1/organization"
+            ),
+            None,
+        )
+        if row is None or row.get("x2_vs_1") is None:
+            continue
+        ratio = row["x2_vs_1"]
+        line = f"postgresql x2 vs 1 instance, {method}: {ratio:.2f}x"
+        if method == "GET":
+            line += f" (aim {X2_AIM:.1f}x) {_aim(ratio >= X2_AIM)}"
+        out.append(line)
+    return out

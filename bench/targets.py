@@ -34,6 +34,15 @@ PEER_MODULES = {
     "starlette": "starlette_ceiling",
 }
 PUT_PATH = "/api/organizations/{org}/contact-protection-settings"
+# BACKEND=postgresql (bench/pg_mode.py): orgsettings over SQLite, over PostgreSQL, and as two
+# instances over one PostgreSQL database; the peers only when BENCH_TARGETS names them.
+PG_LABELS = {
+    "orgsettings": "orgsettings sqlite",
+    "postgresql": "orgsettings postgresql",
+    "postgresql-x2": "orgsettings postgresql x2",
+}
+# How many `orgsettings serve` processes each target runs (all over one database).
+INSTANCES = {"postgresql-x2": 2}
 
 
 @dataclass(frozen=True)
@@ -114,10 +123,22 @@ class Target:
     server: Server
     startup_s: float
     preflight: dict[str, int] = field(default_factory=dict)
+    # More instances of the same service over the same database (postgresql-x2): wrk drives
+    # every instance at once, the connections split between them.
+    others: list[Server] = field(default_factory=list)
+
+    @property
+    def servers(self) -> list[Server]:
+        """Every instance of this target."""
+        return [self.server, *self.others]
 
     def url(self, endpoint: Endpoint) -> str:
-        """The full URL of ``endpoint`` on this target."""
+        """The full URL of ``endpoint`` on this target (its first instance)."""
         return self.server.base + endpoint.path.format(org=self.setup.org_id)
+
+    def urls(self, endpoint: Endpoint) -> list[str]:
+        """The full URL of ``endpoint`` on each instance of this target."""
+        return [s.base + endpoint.path.format(org=self.setup.org_id) for s in self.servers]
 
     def auth(self, endpoint: Endpoint) -> str:
         """The Authorization header value ``endpoint`` needs on this target.
@@ -140,16 +161,24 @@ class Target:
         return self.setup.keys_file
 
 
-def orgsettings_setup(tmp: Path, random_orgs: int = 0) -> Setup:
+def orgsettings_setup(tmp: Path, random_orgs: int = 0, db: str | None = None) -> Setup:
     """orgsettings as production runs it (one worker, request log on) with an org, key, token.
 
-    With ``random_orgs``, the database then gets that many more organizations with two keys
-    each, copied from the bench organization and its key by ``bulk_seed`` (direct SQL, one
+    ``db`` is a postgresql:// URL (an empty database) or, by default, ``<tmp>/bench.db``. With
+    ``random_orgs`` (SQLite only), the database then gets that many more organizations with two
+    keys each, copied from the bench organization and its key by ``bulk_seed`` (direct SQL, one
     transaction), and their secrets go to ``<tmp>/keys.txt``.
     """
+    if db is not None and random_orgs > 0:
+        raise ValueError("bulk seeding writes SQLite only")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORGSETTINGS_")}
     env["ORGSETTINGS_JWT_SECRET"] = secrets.token_urlsafe(48)
-    cli = [str(BIN / "orgsettings"), "--db", str(tmp / "bench.db")]
+    served = {"ORGSETTINGS_JWT_SECRET": env["ORGSETTINGS_JWT_SECRET"]}
+    if db is not None:
+        # orgsettings keeps its state (generated secrets, demo ids) in ./var for PostgreSQL:
+        # keep it in the throwaway directory instead.
+        env["ORGSETTINGS_STATE_DIR"] = served["ORGSETTINGS_STATE_DIR"] = str(tmp)
+    cli = [str(BIN / "orgsettings"), "--db", db or str(tmp / "bench.db")]
 
     def call(*args: str) -> dict[str, Any]:
         out = subprocess.run(
@@ -177,7 +206,7 @@ def orgsettings_setup(tmp: Path, random_orgs: int = 0) -> Setup:
         )
     return Setup(
         cmd=[*cli, "serve", "--port", "{port}"],
-        env={"ORGSETTINGS_JWT_SECRET": env["ORGSETTINGS_JWT_SECRET"]},
+        env=served,
         ready_path="/readyz",
         org_id=org_id,
         v1_auth=f"Bearer {key['key']}",
@@ -225,19 +254,38 @@ def make_server(
 ) -> tuple[Setup, Server]:
     """Seed ``name`` in ``tmp`` (orgsettings with ``random_orgs`` more organizations) and build
     (not start) its server on a free port."""
-    setup = orgsettings_setup(tmp, random_orgs) if name == "orgsettings" else peer_setup(name, tmp)
-    port = free_port()
-    server = Server(
-        [part.replace("{port}", str(port)) for part in setup.cmd],
-        port=port,
-        ready_path=setup.ready_path,
-        ready_headers=setup.ready_headers,
-        env=setup.env,
-        log_path=tmp / "server.log",
-        cpu=cpu,
-        cwd=ROOT,
-    )
-    return setup, server
+    setup, servers = make_servers(name, tmp, [cpu], random_orgs)
+    return setup, servers[0]
+
+
+def make_servers(
+    name: str, tmp: Path, cpus: list[int | None], random_orgs: int = 0, db: str | None = None
+) -> tuple[Setup, list[Server]]:
+    """Seed ``name`` once (orgsettings over ``db`` if given, else SQLite in ``tmp``, with
+    ``random_orgs`` more organizations) and build (not start) one server per entry of ``cpus``
+    (pinned to it), each on its own free port, all over the same database."""
+    if name in ("orgsettings", *INSTANCES, *PG_LABELS):
+        setup = orgsettings_setup(tmp, random_orgs, db)
+    else:
+        setup = peer_setup(name, tmp)
+    servers: list[Server] = []
+    for index, cpu in enumerate(cpus):
+        port = free_port()
+        while any(server.port == port for server in servers):
+            port = free_port()
+        servers.append(
+            Server(
+                [part.replace("{port}", str(port)) for part in setup.cmd],
+                port=port,
+                ready_path=setup.ready_path,
+                ready_headers=setup.ready_headers,
+                env=setup.env,
+                log_path=tmp / ("server.log" if index == 0 else f"server-{index + 1}.log"),
+                cpu=cpu,
+                cwd=ROOT,
+            )
+        )
+    return setup, servers
 
 
 def preflight(target: Target, endpoint: Endpoint) -> tuple[int, str]:

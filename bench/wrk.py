@@ -74,19 +74,18 @@ def pin(cpu: int | None) -> list[str]:
     return ["taskset", "-c", str(cpu)]
 
 
-def run(
+def _command(
     url: str,
     *,
     seconds: float,
     headers: dict[str, str],
-    script: str | None = None,
-    script_args: list[str] | None = None,
-    connections: int = 16,
-    threads: int = 1,
-    cpu: int | None = None,
-) -> WrkResult:
-    """Drive ``url`` for ``seconds`` with wrk (optionally a Lua script from bench/lua, whose
-    ``init(args)`` gets ``script_args``)."""
+    script: str | None,
+    script_args: list[str] | None,
+    connections: int,
+    threads: int,
+    cpu: int | None,
+) -> list[str]:
+    """The wrk command line for one run."""
     cmd = [
         *pin(cpu),
         "wrk",
@@ -104,7 +103,95 @@ def run(
     cmd.append(url)
     if script_args:
         cmd += ["--", *script_args]
+    return cmd
+
+
+def run(
+    url: str,
+    *,
+    seconds: float,
+    headers: dict[str, str],
+    script: str | None = None,
+    script_args: list[str] | None = None,
+    connections: int = 16,
+    threads: int = 1,
+    cpu: int | None = None,
+) -> WrkResult:
+    """Drive ``url`` for ``seconds`` with wrk (optionally a Lua script from bench/lua, whose
+    ``init(args)`` gets ``script_args``)."""
+    cmd = _command(
+        url,
+        seconds=seconds,
+        headers=headers,
+        script=script,
+        script_args=script_args,
+        connections=connections,
+        threads=threads,
+        cpu=cpu,
+    )
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr or proc.stdout}")
     return parse(proc.stdout)
+
+
+def run_split(
+    urls: list[str],
+    *,
+    seconds: float,
+    headers: dict[str, str],
+    script: str | None = None,
+    script_args: list[str] | None = None,
+    connections: int = 16,
+    threads: int = 1,
+    cpu: int | None = None,
+) -> tuple[WrkResult, list[WrkResult]]:
+    """Drive several instances of one service at once: one wrk process per URL, all started
+    together, ``connections`` split evenly between them (16 over 2 URLs: 8 each).
+
+    Returns the merged result and each process's own. Merged: req/s, requests and errors are
+    summed; p50 and p99 are the larger of the processes' own (conservative: a percentile of
+    the pooled latencies never exceeds the largest of the parts' same percentile).
+    """
+    each = max(1, connections // len(urls))
+    procs = [
+        subprocess.Popen(
+            _command(
+                url,
+                seconds=seconds,
+                headers=headers,
+                script=script,
+                script_args=script_args,
+                connections=each,
+                threads=threads,
+                cpu=cpu,
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for url in urls
+    ]
+    parts = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=seconds + 60)
+            if proc.returncode != 0:
+                raise RuntimeError(f"wrk failed ({proc.returncode}): {err or out}")
+            parts.append(parse(out))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    merged = WrkResult(
+        requests_per_s=round(sum(p.requests_per_s for p in parts), 2),
+        p50_ms=max(p.p50_ms for p in parts),
+        p99_ms=max(p.p99_ms for p in parts),
+        requests=sum(p.requests for p in parts),
+        non_2xx=sum(p.non_2xx for p in parts),
+        socket_errors={
+            name: sum(p.socket_errors[name] for p in parts) for name in parts[0].socket_errors
+        },
+    )
+    return merged, parts
