@@ -117,14 +117,18 @@ def _run_quiet(cmd: Sequence[str], what: str, **kwargs: Any) -> None:
         raise ClusterError(f"{what} failed (exit {result.returncode}): {shlex.join(cmd)}")
 
 
-def install_postgresql() -> None:
-    """Install Debian's ``postgresql`` package without its default "main" cluster."""
-    os.makedirs(os.path.dirname(CREATECLUSTER_DROPIN), exist_ok=True)
-    with open(CREATECLUSTER_DROPIN, "w", encoding="utf-8") as f:
-        f.write("# written by orgsettings tools/postgres_cluster.py\ncreate_main_cluster = false\n")
+def install_postgresql(sudo: list[str]) -> None:
+    """Install Debian's ``postgresql`` package without its default "main" cluster (as root, or
+    through ``sudo``)."""
+    dropin = "# written by orgsettings tools/postgres_cluster.py\ncreate_main_cluster = false\n"
+    _run_quiet(
+        [*sudo, "mkdir", "-p", os.path.dirname(CREATECLUSTER_DROPIN)], "making the drop-in dir"
+    )
+    _run_quiet([*sudo, "tee", CREATECLUSTER_DROPIN], "writing the drop-in", input=dropin)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     # Wait for the dpkg lock rather than fail (a fresh VM may be running apt-daily).
-    apt_get = ["apt-get", "-q", "-o", "DPkg::Lock::Timeout=300"]
+    apt_get = [*sudo, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-q"]
+    apt_get += ["-o", "DPkg::Lock::Timeout=300"]
     log("installing Debian's postgresql package with apt-get (no main cluster)")
     _run_quiet([*apt_get, "update"], "apt-get update", env=env)
     _run_quiet(
@@ -137,8 +141,11 @@ def install_postgresql() -> None:
 def ensure_bindir() -> str:
     """Find the server binaries, installing them with apt-get as root if missing."""
     found = find_bindir()
-    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        install_postgresql()
+    if found is None and shutil.which("apt-get"):
+        if os.geteuid() == 0:
+            install_postgresql([])
+        elif shutil.which("sudo"):
+            install_postgresql(["sudo", "-n"])  # a CI user with password-less sudo
         found = find_bindir()
     if found is None:
         raise ClusterError(
