@@ -6,6 +6,10 @@ import datetime as dt
 from typing import Any
 
 import orjson
+from ulid import ULID
+from uuid6 import uuid7
+
+from storage.audit_chain import event_hash
 
 QUIET_HOURS_DEFAULT = {"enabled": False, "start": "21:00", "end": "08:00", "mode": "reject"}
 AUTO_REPLIES_DEFAULT = {"enabled": True, "stop_text": None, "help_text": None, "start_text": None}
@@ -118,3 +122,106 @@ def event_from_row(row: dict[str, Any]) -> dict[str, Any]:
         "prev_hash": row["prev_hash"],
         "hash": row["hash"],
     }
+
+
+# -- new records, as both backends store them ---------------------------------------------------
+
+
+def new_org_row(
+    *, name: str, plan: str, throughput_tier: int, tenant_type: str, now: str
+) -> dict[str, Any]:
+    """A new organization's row: every default, booleans as 0/1, blocks as JSON text."""
+    return {
+        "id": str(uuid7()),
+        "name": name,
+        "billing_email": None,
+        "plan": plan,
+        "throughput_tier": throughput_tier,
+        "tenant_type": tenant_type,
+        "message_retention_days": 90,
+        "mms_retention_days": 30,
+        "is_reseller": 0,
+        "quiet_hours": to_json(QUIET_HOURS_DEFAULT),
+        "auto_replies": to_json(AUTO_REPLIES_DEFAULT),
+        "contact_protection_period": 0,
+        "missed_call_message": None,
+        "missed_call_auto_message_enabled": 0,
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+    }
+
+
+def org_created_changes(org: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The changes an organization.created event records."""
+    return {
+        k: {"from": None, "to": org[k]} for k in ("name", "plan", "throughput_tier", "tenant_type")
+    }
+
+
+def new_key_row(*, org_id: str, key_hash: str, prefix: str, scopes: list[str]) -> dict[str, Any]:
+    """A new API key's row: its hash only, never the secret."""
+    return {
+        "id": f"key_{ULID()}",
+        "organization_id": org_id,
+        "key_hash": key_hash,
+        "prefix": prefix,
+        "scopes": to_json(sorted(set(scopes))),
+        "created_at": utcnow(),
+        "revoked_at": None,
+        "last_used_at": None,
+    }
+
+
+def key_created_changes(row: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The changes an api_key.created event records (no hash, no secret)."""
+    shown = {"id": row["id"], "prefix": row["prefix"], "scopes": from_json(row["scopes"])}
+    return {"api_key": {"from": None, "to": shown}}
+
+
+def key_from_row(row: dict[str, Any]) -> dict[str, Any]:
+    """An api_keys row as the store returns it: without its hash, scopes decoded."""
+    key = {k: v for k, v in row.items() if k != "key_hash"}
+    key["scopes"] = from_json(row["scopes"])
+    return key
+
+
+def new_brand_row(*, org_id: str, status: str, campaigns: int) -> dict[str, Any]:
+    """A new brand's row."""
+    return {
+        "id": f"brand_{ULID()}",
+        "organization_id": org_id,
+        "status": status,
+        "campaign_count": campaigns,
+        "created_at": utcnow(),
+    }
+
+
+def new_event_row(
+    *,
+    type_: str,
+    org_id: str,
+    actor: dict[str, Any],
+    surface: str,
+    request_id: str | None,
+    changes: dict[str, Any],
+    attestation: str | None,
+    at: str | None,
+    prev_hash: str | None,
+) -> dict[str, Any]:
+    """A new audit event's row (JSON columns as text), chained to ``prev_hash`` and hashed
+    (see storage.audit_chain)."""
+    row = {
+        "id": str(ULID()),
+        "type": type_,
+        "organization_id": org_id,
+        "actor": to_json(actor),
+        "surface": surface,
+        "request_id": request_id,
+        "changes": to_json(changes),
+        "attestation": attestation,
+        "created_at": at or utcnow(),
+        "prev_hash": prev_hash,
+    }
+    row["hash"] = event_hash(event_from_row({**row, "hash": None}))
+    return row

@@ -10,7 +10,6 @@ loses a write any instance acknowledged.
 from __future__ import annotations
 
 import http.client
-import json
 import signal
 import socket
 import threading
@@ -22,6 +21,7 @@ from typing import Any
 
 import pytest
 
+import reliability
 from conftest import new_database
 from live import Server, cli, full_key, start_server
 
@@ -48,44 +48,15 @@ def env_for(state_dir: Path) -> dict[str, str]:
     return {**ENV_BASE, "ORGSETTINGS_STATE_DIR": str(state_dir)}
 
 
-class Client:
-    """One keep-alive connection to one instance, for one thread."""
-
-    def __init__(self, base_url: str, secret: str, timeout: float = 10) -> None:
-        host, port = base_url.removeprefix("http://").rsplit(":", 1)
-        self.host, self.port, self.timeout = host, int(port), timeout
-        self.secret = secret
-        self.conn: http.client.HTTPConnection | None = None
+class Client(reliability.Client):
+    """One keep-alive connection to one instance (reliability.Client, without the timing)."""
 
     def request(
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
     ) -> tuple[int, dict[str, str], Any]:
-        """Send one request; returns status, lower-cased headers and the decoded JSON body.
-        A connection error propagates (the connection is dropped: the next request opens
-        a new one)."""
-        if self.conn is None:
-            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-        sent = {"Authorization": f"Bearer {self.secret}", **(headers or {})}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            sent["Content-Type"] = "application/json"
-        try:
-            self.conn.request(method, path, body=data, headers=sent)
-            response = self.conn.getresponse()
-            raw = response.read()
-        except Exception:
-            self.close()
-            raise
-        answer = {k.lower(): v for k, v in response.getheaders()}
-        if answer.get("connection", "").lower() == "close":
-            self.close()
-        return response.status, answer, json.loads(raw) if raw else None
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+        """Send one request; returns status, lower-cased headers and the decoded JSON body."""
+        status, answer, decoded, _ = super().request(method, path, body, headers)
+        return status, answer, decoded
 
 
 def version_of(headers: dict[str, str]) -> int:

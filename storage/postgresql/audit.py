@@ -11,11 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from psycopg import AsyncConnection
-from ulid import ULID
 
-from storage.audit_chain import CHAINED_FIELDS, event_hash
+from storage.audit_chain import CHAINED_FIELDS
 from storage.interface import Actor
-from storage.records import event_from_row, to_json, utcnow
+from storage.records import event_from_row, new_event_row
 
 _COLUMNS = (*CHAINED_FIELDS, "hash")
 #: ``record``'s default: the previous hash has not been read yet.
@@ -43,22 +42,19 @@ async def record(
     ``prev_hash`` is the hash of the organization's newest event when the caller read it under
     the lock already; by default it is read here.
     """
-    row = {
-        "id": str(ULID()),
-        "type": type_,
-        "organization_id": org_id,
-        "actor": to_json(actor),
-        "surface": surface,
-        "request_id": request_id,
-        "changes": to_json(changes),
-        "attestation": attestation,
-        "created_at": at or utcnow(),
-        "prev_hash": await _last_hash(conn, org_id) if prev_hash is UNREAD else prev_hash,
-    }
-    event = event_from_row({**row, "hash": None})
-    row["hash"] = event["hash"] = event_hash(event)
+    row = new_event_row(
+        type_=type_,
+        org_id=org_id,
+        actor=actor,
+        surface=surface,
+        request_id=request_id,
+        changes=changes,
+        attestation=attestation,
+        at=at,
+        prev_hash=await _last_hash(conn, org_id) if prev_hash is UNREAD else prev_hash,
+    )
     await conn.execute(_INSERT, [row[c] for c in _COLUMNS])
-    return event
+    return event_from_row(row)
 
 
 async def _last_hash(conn: AsyncConnection, org_id: str) -> str | None:

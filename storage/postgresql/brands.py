@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from psycopg import AsyncConnection
-from ulid import ULID
 
 from storage.errors import NotFoundError
 from storage.interface import Actor
 from storage.postgresql import audit, organizations
-from storage.records import utcnow
+from storage.records import new_brand_row
 
 _COLUMNS = ("id", "organization_id", "status", "campaign_count", "created_at")
 
@@ -19,13 +18,7 @@ async def create(
     conn: AsyncConnection, *, org_id: str, status: str, campaigns: int, actor: Actor
 ) -> dict[str, Any]:
     """Insert a brand for an organization and record brand.created."""
-    row = {
-        "id": f"brand_{ULID()}",
-        "organization_id": org_id,
-        "status": status,
-        "campaign_count": campaigns,
-        "created_at": utcnow(),
-    }
+    row = new_brand_row(org_id=org_id, status=status, campaigns=campaigns)
     await organizations.lock(conn, org_id)
     await conn.execute(
         f"INSERT INTO brands ({', '.join(_COLUMNS)}) VALUES (%s, %s, %s, %s, %s)",

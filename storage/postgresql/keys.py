@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from psycopg import AsyncConnection
-from ulid import ULID
 
 from storage.errors import NotFoundError
 from storage.interface import Actor
 from storage.postgresql import audit, organizations
-from storage.records import from_json, to_json, utcnow
+from storage.records import key_created_changes, key_from_row, new_key_row, utcnow
 
 _COLUMNS = (
     "id",
@@ -27,12 +26,6 @@ _INSERT = (
 )
 
 
-def _public(row: dict[str, Any]) -> dict[str, Any]:
-    key = {k: v for k, v in row.items() if k != "key_hash"}
-    key["scopes"] = from_json(row["scopes"])
-    return key
-
-
 async def create(
     conn: AsyncConnection,
     *,
@@ -43,27 +36,13 @@ async def create(
     actor: Actor,
 ) -> dict[str, Any]:
     """Insert a key (its hash only) and record api_key.created."""
-    row = {
-        "id": f"key_{ULID()}",
-        "organization_id": org_id,
-        "key_hash": key_hash,
-        "prefix": prefix,
-        "scopes": to_json(sorted(set(scopes))),
-        "created_at": utcnow(),
-        "revoked_at": None,
-        "last_used_at": None,
-    }
+    row = new_key_row(org_id=org_id, key_hash=key_hash, prefix=prefix, scopes=scopes)
     await organizations.lock(conn, org_id)
     await conn.execute(_INSERT, [row[c] for c in _COLUMNS])
-    shown = {"id": row["id"], "prefix": prefix, "scopes": from_json(row["scopes"])}
     await audit.record(
-        conn,
-        type_="api_key.created",
-        org_id=org_id,
-        actor=actor,
-        changes={"api_key": {"from": None, "to": shown}},
+        conn, type_="api_key.created", org_id=org_id, actor=actor, changes=key_created_changes(row)
     )
-    return _public(row)
+    return key_from_row(row)
 
 
 async def by_hash(conn: AsyncConnection, key_hash: str) -> dict[str, Any] | None:
@@ -72,7 +51,7 @@ async def by_hash(conn: AsyncConnection, key_hash: str) -> dict[str, Any] | None
         f"SELECT {', '.join(_COLUMNS)} FROM api_keys WHERE key_hash = %s", [key_hash]
     )
     row = await cursor.fetchone()
-    return _public(row) if row else None
+    return key_from_row(row) if row else None
 
 
 async def revoke(conn: AsyncConnection, key_id: str, actor: Actor) -> dict[str, Any]:
@@ -101,7 +80,7 @@ async def revoke(conn: AsyncConnection, key_id: str, actor: Actor) -> dict[str, 
             actor=actor,
             changes={"api_key.revoked_at": {"from": None, "to": row["revoked_at"]}},
         )
-    return _public(row)
+    return key_from_row(row)
 
 
 async def touch(conn: AsyncConnection, used: dict[str, str]) -> None:

@@ -5,21 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from psycopg import AsyncConnection
-from uuid6 import uuid7
 
 from storage.errors import NotFoundError, VersionMismatchError
 from storage.interface import Actor, Mutator, VersionCheck
 from storage.postgresql import audit
 from storage.records import (
-    AUTO_REPLIES_DEFAULT,
     BOOL_FIELDS,
     MUTABLE_FIELDS,
-    QUIET_HOURS_DEFAULT,
     copy_org,
     diff,
+    new_org_row,
+    org_created_changes,
     org_from_row,
     org_to_row,
-    to_json,
     utcnow,
 )
 
@@ -27,17 +25,8 @@ _UPDATE_COLUMNS = (*MUTABLE_FIELDS, "updated_at", "version")
 _UPDATE = (
     f"UPDATE organizations SET {', '.join(f'{c} = %s' for c in _UPDATE_COLUMNS)} WHERE id = %s"
 )
-_INSERT_COLUMNS = (
-    "id",
-    "name",
-    "plan",
-    "throughput_tier",
-    "tenant_type",
-    "quiet_hours",
-    "auto_replies",
-    "created_at",
-    "updated_at",
-)
+_INSERT_COLUMNS = ("id", *MUTABLE_FIELDS, "plan", "throughput_tier", "tenant_type")
+_INSERT_COLUMNS += ("created_at", "updated_at", "version")
 _INSERT = (
     f"INSERT INTO organizations ({', '.join(_INSERT_COLUMNS)})"
     f" VALUES ({', '.join('%s' for _ in _INSERT_COLUMNS)})"
@@ -128,33 +117,24 @@ async def create(
 ) -> dict[str, Any]:
     """Insert an organization with every default and record organization.created."""
     now = utcnow()
-    org_id = str(uuid7())
-    values = {
-        "id": org_id,
-        "name": name,
-        "plan": plan,
-        "throughput_tier": throughput_tier,
-        "tenant_type": tenant_type,
-        "quiet_hours": to_json(QUIET_HOURS_DEFAULT),
-        "auto_replies": to_json(AUTO_REPLIES_DEFAULT),
-        "created_at": now,
-        "updated_at": now,
-    }
-    await conn.execute(_INSERT, [values[c] for c in _INSERT_COLUMNS])
-    await lock(conn, org_id)
-    org = await read(conn, org_id)
+    row = new_org_row(
+        name=name, plan=plan, throughput_tier=throughput_tier, tenant_type=tenant_type, now=now
+    )
+    for field in BOOL_FIELDS:
+        row[field] = bool(row[field])
+    await conn.execute(_INSERT, [row[c] for c in _INSERT_COLUMNS])
+    await lock(conn, row["id"])
+    org = await read(conn, row["id"])
     await audit.record(
         conn,
         type_="organization.created",
-        org_id=org_id,
+        org_id=row["id"],
         actor=actor,
         surface=surface,
         request_id=request_id,
-        changes={
-            k: {"from": None, "to": org[k]}
-            for k in ("name", "plan", "throughput_tier", "tenant_type")
-        },
+        changes=org_created_changes(org),
         at=now,
+        prev_hash=None,  # its first event
     )
     return org
 

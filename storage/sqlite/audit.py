@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlite_utils import Database
-from ulid import ULID
 
-from storage.audit_chain import CHAINED_FIELDS, event_hash
+from storage.audit_chain import CHAINED_FIELDS
 from storage.interface import Actor
-from storage.records import event_from_row, to_json, utcnow
+from storage.records import event_from_row, new_event_row
 
 #: Every stored field of an event: the chained ones and the hash over them.
 _COLUMNS = (*CHAINED_FIELDS, "hash")
@@ -31,24 +30,21 @@ def record(
     at: str | None = None,
 ) -> dict[str, Any]:
     """Append one event in the open transaction; returns it as both surfaces show it."""
-    row = {
-        "id": str(ULID()),
-        "type": type_,
-        "organization_id": org_id,
-        "actor": to_json(actor),
-        "surface": surface,
-        "request_id": request_id,
-        "changes": to_json(changes),
-        "attestation": attestation,
-        "created_at": at or utcnow(),
-        "prev_hash": _last_hash(db, org_id),
-    }
-    event = event_from_row({**row, "hash": None})
-    row["hash"] = event["hash"] = event_hash(event)
+    row = new_event_row(
+        type_=type_,
+        org_id=org_id,
+        actor=actor,
+        surface=surface,
+        request_id=request_id,
+        changes=changes,
+        attestation=attestation,
+        at=at,
+        prev_hash=_last_hash(db, org_id),
+    )
     # A prepared statement, not table.insert(): this runs in every write transaction and
     # sqlite-utils' insert introspects the table (PRAGMA table_info) on each call.
     db.execute(_INSERT, [row[c] for c in _COLUMNS])
-    return event
+    return event_from_row(row)
 
 
 def _last_hash(db: Database, org_id: str) -> str | None:

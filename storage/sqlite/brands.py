@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlite_utils import Database
-from ulid import ULID
 
 from storage.errors import NotFoundError
 from storage.interface import Actor
-from storage.records import utcnow
+from storage.records import new_brand_row
 from storage.sqlite import audit, organizations
 
 
@@ -17,13 +16,7 @@ def create(
     db: Database, *, org_id: str, status: str, campaigns: int, actor: Actor
 ) -> dict[str, Any]:
     """Insert a brand for an organization and record brand.created."""
-    row = {
-        "id": f"brand_{ULID()}",
-        "organization_id": org_id,
-        "status": status,
-        "campaign_count": campaigns,
-        "created_at": utcnow(),
-    }
+    row = new_brand_row(org_id=org_id, status=status, campaigns=campaigns)
     organizations.read(db, org_id)
     db["brands"].insert(row)
     audit.record(

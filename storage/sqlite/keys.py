@@ -5,45 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from sqlite_utils import Database
-from ulid import ULID
 
 from storage.errors import NotFoundError
 from storage.interface import Actor
-from storage.records import from_json, to_json, utcnow
+from storage.records import key_created_changes, key_from_row, new_key_row, utcnow
 from storage.sqlite import audit, organizations
-
-
-def _public(row: dict[str, Any]) -> dict[str, Any]:
-    key = {k: v for k, v in row.items() if k != "key_hash"}
-    key["scopes"] = from_json(row["scopes"])
-    return key
 
 
 def create(
     db: Database, *, org_id: str, key_hash: str, prefix: str, scopes: list[str], actor: Actor
 ) -> dict[str, Any]:
     """Insert a key (its hash only) and record api_key.created."""
-    row = {
-        "id": f"key_{ULID()}",
-        "organization_id": org_id,
-        "key_hash": key_hash,
-        "prefix": prefix,
-        "scopes": to_json(sorted(set(scopes))),
-        "created_at": utcnow(),
-        "revoked_at": None,
-        "last_used_at": None,
-    }
+    row = new_key_row(org_id=org_id, key_hash=key_hash, prefix=prefix, scopes=scopes)
     organizations.read(db, org_id)
     db["api_keys"].insert(row)
-    shown = {"id": row["id"], "prefix": prefix, "scopes": from_json(row["scopes"])}
     audit.record(
-        db,
-        type_="api_key.created",
-        org_id=org_id,
-        actor=actor,
-        changes={"api_key": {"from": None, "to": shown}},
+        db, type_="api_key.created", org_id=org_id, actor=actor, changes=key_created_changes(row)
     )
-    return _public(row)
+    return key_from_row(row)
 
 
 def by_hash(db: Database, key_hash: str) -> dict[str, Any] | None:
@@ -52,7 +31,7 @@ def by_hash(db: Database, key_hash: str) -> dict[str, Any] | None:
     row = cursor.fetchone()
     if row is None:
         return None
-    return _public(dict(zip((c[0] for c in cursor.description), row, strict=True)))
+    return key_from_row(dict(zip((c[0] for c in cursor.description), row, strict=True)))
 
 
 def revoke(db: Database, key_id: str, actor: Actor) -> dict[str, Any]:
@@ -71,7 +50,7 @@ def revoke(db: Database, key_id: str, actor: Actor) -> dict[str, Any]:
             actor=actor,
             changes={"api_key.revoked_at": {"from": None, "to": row["revoked_at"]}},
         )
-    return _public(row)
+    return key_from_row(row)
 
 
 def touch(db: Database, used: dict[str, str]) -> None:

@@ -5,19 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from sqlite_utils import Database
-from uuid6 import uuid7
 
 from storage.errors import NotFoundError, VersionMismatchError
 from storage.interface import Actor, Mutator, VersionCheck
 from storage.records import (
-    AUTO_REPLIES_DEFAULT,
     MUTABLE_FIELDS,
-    QUIET_HOURS_DEFAULT,
     copy_org,
     diff,
+    new_org_row,
+    org_created_changes,
     org_from_row,
     org_to_row,
-    to_json,
     utcnow,
 )
 from storage.sqlite import audit
@@ -79,25 +77,9 @@ def create(
 ) -> dict[str, Any]:
     """Insert an organization with every default and record organization.created."""
     now = utcnow()
-    row = {
-        "id": str(uuid7()),
-        "name": name,
-        "billing_email": None,
-        "plan": plan,
-        "throughput_tier": throughput_tier,
-        "tenant_type": tenant_type,
-        "message_retention_days": 90,
-        "mms_retention_days": 30,
-        "is_reseller": 0,
-        "quiet_hours": to_json(QUIET_HOURS_DEFAULT),
-        "auto_replies": to_json(AUTO_REPLIES_DEFAULT),
-        "contact_protection_period": 0,
-        "missed_call_message": None,
-        "missed_call_auto_message_enabled": 0,
-        "created_at": now,
-        "updated_at": now,
-        "version": 1,
-    }
+    row = new_org_row(
+        name=name, plan=plan, throughput_tier=throughput_tier, tenant_type=tenant_type, now=now
+    )
     db["organizations"].insert(row)
     org = read(db, row["id"])
     audit.record(
@@ -107,10 +89,7 @@ def create(
         actor=actor,
         surface=surface,
         request_id=request_id,
-        changes={
-            k: {"from": None, "to": org[k]}
-            for k in ("name", "plan", "throughput_tier", "tenant_type")
-        },
+        changes=org_created_changes(org),
         at=now,
     )
     return org
