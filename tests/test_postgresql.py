@@ -363,3 +363,102 @@ def test_operator_changes_and_keys_work_through_the_cli(database: str, tmp_path:
         assert types == ["brand.created", "organization.created"]
     finally:
         store.close()
+
+
+# -- closing, and databases the service cannot use ------------------------------------------
+
+
+def test_a_url_it_cannot_parse_is_one_line_without_the_password() -> None:
+    """A password with a raw '%' makes the URL unparsable: exit 2, one line, and the password
+    (which the driver's own message would quote) is not in it."""
+    url = f"postgresql://someone:s3cr%ZZet@127.0.0.1:{free_port()}/x"
+    done = orgsettings("--db", url, "init")
+    assert done.returncode == 2, done.stderr
+    assert "s3cr" not in done.stderr + done.stdout
+    assert "percent-encoded" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_database_not_in_utf8_is_refused_at_start(tmp_path: Path) -> None:
+    """A SQL_ASCII database would fail valid requests later: init refuses it with the reason."""
+    url = new_database(tmp_path)
+    name = conninfo_to_dict(url)["dbname"] + "_ascii"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            f'CREATE DATABASE "{name}" ENCODING SQL_ASCII TEMPLATE template0'
+            " LC_COLLATE 'C' LC_CTYPE 'C'"
+        )
+    ascii_url = url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        done = orgsettings("--db", ascii_url, "init")
+        assert done.returncode == 2, done.stderr
+        assert "encoding is SQL_ASCII; orgsettings needs UTF8" in done.stderr
+        assert query(ascii_url, "SELECT to_regclass('organizations')") == [(None,)]
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}"')
+
+
+def waiting_on_a_lock(database: str) -> bool:
+    """True once one of the service's statements waits for a lock another session holds."""
+    rows = query(
+        database,
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'orgsettings'"
+        " AND wait_event_type = 'Lock'",
+    )
+    return rows[0][0] > 0
+
+
+def test_close_lets_a_write_in_flight_finish(database: str, store, org) -> None:
+    """close() while a write waits for a row lock: the write completes (it is not cancelled
+    into an error nobody handles), then the store closes."""
+    closing = sync_store(database)
+    outcome: list[Any] = []
+    with psycopg.connect(database) as outside:
+        outside.execute("SELECT 1 FROM organizations WHERE id = %s FOR UPDATE", [org["id"]])
+
+        def write() -> None:
+            try:
+                outcome.append(
+                    closing.modify_org(
+                        org["id"],
+                        lambda o: ({**o, "name": "Closed"}, None),
+                        actor=OPERATOR,
+                        surface="cli",
+                        request_id=None,
+                    )
+                )
+            except BaseException as exc:  # asserted below
+                outcome.append(exc)
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        wait_until(lambda: waiting_on_a_lock(database), 5, "the write waiting for the lock")
+        closer = threading.Thread(target=closing.close)
+        closer.start()
+        outside.rollback()  # the lock is released while close() waits
+        closer.join(20)
+        writer.join(20)
+    assert len(outcome) == 1 and not isinstance(outcome[0], BaseException), outcome
+    assert store.get_org(org["id"])["name"] == "Closed"
+
+
+def test_close_writes_key_uses_whose_flush_is_in_flight(database: str, store, org) -> None:
+    """A key-use flush blocked by another session's row lock when close() comes: close waits
+    for it, so the use is written rather than dropped."""
+    from handlers.auth.api_keys import mint_key
+
+    fast = sync_store(database, key_usage_seconds=0.05)
+    _, prefix, key_hash = mint_key()
+    key = fast.create_key(
+        org_id=org["id"], key_hash=key_hash, prefix=prefix, scopes=["org:read"], actor=OPERATOR
+    )
+    with psycopg.connect(database) as outside:
+        outside.execute("SELECT 1 FROM api_keys WHERE id = %s FOR UPDATE", [key["id"]])
+        fast.note_key_use(key["id"])
+        wait_until(lambda: waiting_on_a_lock(database), 5, "the flush waiting for the lock")
+        closer = threading.Thread(target=fast.close)
+        closer.start()
+        outside.rollback()
+        closer.join(20)
+    assert store.key_by_hash(key_hash)["last_used_at"] is not None

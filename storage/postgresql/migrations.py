@@ -131,6 +131,24 @@ async def schema_version(conn: AsyncConnection) -> int:
     return int(row["version"]) if row else 0
 
 
+async def usable_version(conn: AsyncConnection) -> int:
+    """The schema version, after checking the database can hold every text the API takes.
+
+    A database in another encoding (SQL_ASCII or LATIN1, which ``createdb`` gives on a cluster
+    made under a C or Latin-1 locale) would fail or mangle valid requests later: it is refused
+    at start with a clear reason instead.
+    """
+    cursor = await conn.execute("SHOW server_encoding")
+    row = await cursor.fetchone()
+    encoding = row["server_encoding"] if row else "unknown"
+    if encoding != "UTF8":
+        raise ValueError(
+            f"the database's encoding is {encoding}; orgsettings needs UTF8"
+            " (createdb --encoding=UTF8 --template=template0 NAME)"
+        )
+    return await schema_version(conn)
+
+
 async def migrate(conn: AsyncConnection) -> int:
     """Apply every pending step in one transaction under the advisory lock; return the version.
 

@@ -75,6 +75,8 @@ def unavailable(exc: BaseException) -> StorageUnavailable | None:
         return StorageUnavailable("no database connection within the bound", retry_after=2)
     if isinstance(exc, errors.LockNotAvailable | errors.QueryCanceled | TimeoutError):
         return StorageUnavailable("the database is busy")
+    if _retryable(exc):  # still conflicting after every attempt
+        return StorageUnavailable("the database is busy")
     if isinstance(exc, errors.DiskFull):
         return StorageUnavailable("the database disk is full", retry_after=5)
     if isinstance(exc, errors.ReadOnlySqlTransaction):
@@ -122,6 +124,14 @@ class PostgresStore:
         statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT_SECONDS,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_SECONDS,
     ) -> None:
+        try:
+            self._given_options = conninfo_to_dict(url).get("options")
+        except psycopg.Error:
+            # The driver's message quotes the URL, password included: never shown.
+            raise ValueError(
+                "the database URL is not a valid PostgreSQL URL (a '%', '@', '/' or ':' in the"
+                " password must be percent-encoded)"
+            ) from None
         self.url = url
         self.wait_seconds = wait_seconds
         self.pool_size = pool_size
@@ -137,6 +147,9 @@ class PostgresStore:
         self._flush_now: asyncio.Event | None = None
         self._start_lock = threading.Lock()
         self._closed = False
+        self._stopping = False
+        #: Calls running on the store's loop, which ``close`` lets finish (within the bound).
+        self._in_flight: set[asyncio.Task[Any]] = set()
 
     # -- how work reaches the database --------------------------------------------------------
 
@@ -147,7 +160,7 @@ class PostgresStore:
             f" -c lock_timeout={ms(self.wait_seconds)}"
             f" -c idle_in_transaction_session_timeout={ms(self.bound * 2)}"
         )
-        given = conninfo_to_dict(self.url).get("options")
+        given = self._given_options
         return {
             "autocommit": True,
             "row_factory": dict_row,
@@ -155,6 +168,7 @@ class PostgresStore:
             "connect_timeout": max(2, math.ceil(self.connect_timeout)),
             "options": f"{given} {ours}" if given else ours,
             "application_name": "orgsettings",
+            "client_encoding": "UTF8",
             # A peer that vanishes without a word (a host down) is noticed within ~25 s.
             "keepalives": 1,
             "keepalives_idle": 10,
@@ -168,7 +182,11 @@ class PostgresStore:
                 raise StorageUnavailable("the store is closed", retry_after=5)
             if self._loop is None:
                 loop = LoopThread("postgresql")
-                loop.submit(self._open()).result()
+                try:
+                    loop.submit(self._open()).result()
+                except BaseException:
+                    loop.stop()
+                    raise
                 self._loop = loop
             return self._loop
 
@@ -193,6 +211,9 @@ class PostgresStore:
         """Run ``work`` on the store's loop within the bound; faults become StorageUnavailable."""
 
         async def bounded() -> T:
+            task = asyncio.current_task()
+            assert task is not None
+            self._in_flight.add(task)
             try:
                 return await _within(work(), bound or self.bound)
             except (NotFoundError, StorageUnavailable):
@@ -201,11 +222,20 @@ class PostgresStore:
                 error = unavailable(exc)
                 if error is None:
                     raise
+            finally:
+                self._in_flight.discard(task)
             for observer in self._observers:
                 observer.database_error(error.reason)
             raise error
 
-        return await self._started().run(bounded())
+        try:
+            return await self._started().run(bounded())
+        except asyncio.CancelledError:
+            caller = asyncio.current_task()
+            if caller is not None and caller.cancelling():
+                raise  # the caller itself was cancelled (a client gone): let it end
+            # Cancelled on the store's side: it was closed while this call ran.
+            raise StorageUnavailable("the store is closed", retry_after=5) from None
 
     async def _read(self, fn: Work[T]) -> T:
         async def work() -> T:
@@ -256,8 +286,10 @@ class PostgresStore:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def migrate(self) -> int:
-        """Bring the schema up to date under the advisory lock; return the schema version."""
-        version = await self._read(migrations.schema_version)
+        """Bring the schema up to date under the advisory lock; return the schema version.
+
+        A database not in UTF8 is refused (ValueError) before anything is written."""
+        version = await self._read(migrations.usable_version)
         if version >= migrations.latest_version():
             return version  # current, or a newer release's (see storage.postgresql.migrations)
 
@@ -303,9 +335,14 @@ class PostgresStore:
             loop.stop()
 
     async def _shut(self) -> None:
+        self._stopping = True
+        if self._flush_now is not None:
+            self._flush_now.set()
+        running = set(self._in_flight)
         if self._flusher is not None:
-            self._flusher.cancel()
-            await asyncio.wait({self._flusher})
+            running.add(self._flusher)
+        if running:
+            await asyncio.wait(running, timeout=self.bound)
         try:
             await self._flush(force=True)
         finally:
@@ -320,13 +357,14 @@ class PostgresStore:
 
     async def _flush_key_usage(self) -> None:
         assert self._flush_now is not None
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     self._flush_now.wait(), max(0.01, self._key_usage.seconds_until_due())
                 )
             self._flush_now.clear()
-            await self._flush(force=False)
+            if not self._stopping:  # close() writes what is pending itself
+                await self._flush(force=False)
 
     async def _flush(self, force: bool) -> None:
         used = self._key_usage.take(force=force)
@@ -336,6 +374,9 @@ class PostgresStore:
             await _within(self._touch(used), self.bound)
         except (psycopg.Error, PoolTimeout, TimeoutError):
             self._key_usage.put_back(used)  # the next flush tries again
+        except BaseException:
+            self._key_usage.put_back(used)
+            raise
 
     async def _touch(self, used: dict[str, str]) -> None:
         assert self._pool is not None
