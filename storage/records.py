@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -10,6 +11,7 @@ from ulid import ULID
 from uuid6 import uuid7
 
 from storage.audit_chain import event_hash
+from storage.errors import VersionMismatchError
 
 QUIET_HOURS_DEFAULT = {"enabled": False, "start": "21:00", "end": "08:00", "mode": "reject"}
 AUTO_REPLIES_DEFAULT = {"enabled": True, "stop_text": None, "help_text": None, "start_text": None}
@@ -225,3 +227,24 @@ def new_event_row(
     }
     row["hash"] = event_hash(event_from_row({**row, "hash": None}))
     return row
+
+
+def planned_change(
+    current: dict[str, Any],
+    mutate: Callable[[dict[str, Any]], tuple[dict[str, Any], str | None]],
+    if_version: Callable[[int], bool] | None,
+) -> tuple[dict[str, Any], str | None, dict[str, Any], dict[str, Any]] | None:
+    """What ``Store.modify_org`` writes over ``current``, in either backend: the wanted record,
+    its attestation, the changes (see ``diff``) and the row of its new values (version and
+    updated_at set); None when nothing changes. Raises VersionMismatchError when ``if_version``
+    refuses the current version, and whatever ``mutate`` raises to reject the change."""
+    if if_version is not None and not if_version(current["version"]):
+        raise VersionMismatchError(current)
+    wanted, attestation = mutate(copy_org(current))
+    changes = diff(current, wanted)
+    if not changes:
+        return None
+    row = org_to_row(wanted)
+    row["updated_at"] = utcnow()
+    row["version"] = current["version"] + 1
+    return wanted, attestation, changes, row

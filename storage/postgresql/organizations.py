@@ -6,18 +6,16 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from storage.errors import NotFoundError, VersionMismatchError
+from storage.errors import NotFoundError
 from storage.interface import Actor, Mutator, VersionCheck
 from storage.postgresql import audit
 from storage.records import (
     BOOL_FIELDS,
     MUTABLE_FIELDS,
-    copy_org,
-    diff,
     new_org_row,
     org_created_changes,
     org_from_row,
-    org_to_row,
+    planned_change,
     utcnow,
 )
 
@@ -151,17 +149,12 @@ async def modify(
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Lock, read, check, change and audit one organization (see Store.modify_org)."""
     current, last_hash = await read_locked(conn, org_id)  # the latest committed version
-    if if_version is not None and not if_version(current["version"]):
-        raise VersionMismatchError(current)
-    wanted, attestation = mutate(copy_org(current))
-    changes = diff(current, wanted)
-    if not changes:
+    planned = planned_change(current, mutate, if_version)
+    if planned is None:
         return current, None
-    row = org_to_row(wanted)
+    wanted, attestation, changes, row = planned
     for field in BOOL_FIELDS:
         row[field] = bool(row[field])
-    row["updated_at"] = utcnow()
-    row["version"] = current["version"] + 1
     await conn.execute(_UPDATE, [*(row[c] for c in _UPDATE_COLUMNS), org_id])
     event = await audit.record(
         conn,

@@ -6,16 +6,14 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from storage.errors import NotFoundError, VersionMismatchError
+from storage.errors import NotFoundError
 from storage.interface import Actor, Mutator, VersionCheck
 from storage.records import (
     MUTABLE_FIELDS,
-    copy_org,
-    diff,
     new_org_row,
     org_created_changes,
     org_from_row,
-    org_to_row,
+    planned_change,
     utcnow,
 )
 from storage.sqlite import audit
@@ -107,15 +105,10 @@ def modify(
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Read, check, change and audit one organization (see Store.modify_org)."""
     current = read(db, org_id)
-    if if_version is not None and not if_version(current["version"]):
-        raise VersionMismatchError(current)
-    wanted, attestation = mutate(copy_org(current))
-    changes = diff(current, wanted)
-    if not changes:
+    planned = planned_change(current, mutate, if_version)
+    if planned is None:
         return current, None
-    row = org_to_row(wanted)
-    row["updated_at"] = utcnow()
-    row["version"] = current["version"] + 1
+    wanted, attestation, changes, row = planned
     db.execute(_UPDATE, [*(row[c] for c in _UPDATE_COLUMNS), org_id])
     event = audit.record(
         db,
