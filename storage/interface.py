@@ -34,6 +34,12 @@ class StorageObserver(Protocol):
 class Store(Protocol):
     """Organizations, API keys, brands and the audit trail."""
 
+    async def start(self) -> None:
+        """Called by a server on the event loop that will make every later call, before any
+        other: a backend may keep its connections on that loop. Optional: without it every
+        method works from any loop."""
+        ...
+
     async def migrate(self) -> int:
         """Bring the schema up to date; return the schema version."""
         ...

@@ -95,10 +95,12 @@ class OrjsonModule:
 
 
 def _lifespan(store: Store) -> Callable[[Any], contextlib.AbstractAsyncContextManager[None]]:
-    """Migrate when the server starts; write what is pending and close when it stops."""
+    """Start the store on the server's loop and migrate when the server starts; write what is
+    pending and close when it stops."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
+        await store.start()
         await store.migrate()
         try:
             yield

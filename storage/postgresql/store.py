@@ -1,8 +1,10 @@
 """The PostgreSQL backend of ``storage.interface.Store``, for many instances over one database.
 
-Connections come from a psycopg_pool ``AsyncConnectionPool`` on the store's own event loop
-thread (``LoopThread``), so no database wait runs on the caller's loop and the store works from
-any loop. Every write is one transaction on one connection: it locks the organization's row
+Connections come from a psycopg_pool ``AsyncConnectionPool``. A server calls ``start`` from its
+event loop, and the pool lives there: psycopg's waits are awaits that never block the loop, and
+a request costs no hop between threads. Anyone else (the CLI, scripts, tests calling from loops
+that come and go) gets the pool on the store's own loop thread (``LoopThread``), and every call
+hops there. Every write is one transaction on one connection: it locks the organization's row
 (``SELECT ... FOR UPDATE``) before it reads, checks and writes the record and its audit event,
 so concurrent writers in any number of instances never overwrite each other's fields and an
 ``If-Match`` race has exactly one winner.
@@ -147,6 +149,8 @@ class PostgresStore:
         self._flush_now: asyncio.Event | None = None
         self._start_lock = threading.Lock()
         self._closed = False
+        #: The server's event loop, when ``start`` put the pool there.
+        self._home: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         #: Calls running on the store's loop, which ``close`` lets finish (within the bound).
         self._in_flight: set[asyncio.Task[Any]] = set()
@@ -175,6 +179,17 @@ class PostgresStore:
             "keepalives_interval": 5,
             "keepalives_count": 3,
         }
+
+    async def start(self) -> None:
+        """Keep the pool on the running event loop, which makes every later call (a server's
+        worker). Without it the pool lives on the store's own loop thread."""
+        with self._start_lock:
+            if self._closed:
+                raise StorageUnavailable("the store is closed", retry_after=5)
+            if self._loop is not None or self._home is not None:
+                return
+            self._home = asyncio.get_running_loop()
+        await self._open()
 
     def _started(self) -> LoopThread:
         with self._start_lock:
@@ -228,6 +243,15 @@ class PostgresStore:
                 observer.database_error(error.reason)
             raise error
 
+        home = self._home
+        if home is not None:
+            if self._closed:
+                raise StorageUnavailable("the store is closed", retry_after=5)
+            if asyncio.get_running_loop() is home:
+                return await bounded()
+            # Another loop calling a server's store (a test's): run it on the server's loop.
+            future = asyncio.run_coroutine_threadsafe(bounded(), home)
+            return await asyncio.wait_for(asyncio.wrap_future(future), (bound or self.bound) + 1)
         try:
             return await self._started().run(bounded())
         except asyncio.CancelledError:
@@ -317,8 +341,20 @@ class PostgresStore:
         return version >= migrations.latest_version()
 
     async def close(self) -> None:
-        """Write pending key uses, close the pool, stop the loop thread."""
-        await asyncio.to_thread(self.close_now)
+        """Let calls in flight finish, write pending key uses, close the pool, stop the loop
+        thread (if any)."""
+        home = self._home
+        if home is None:
+            await asyncio.to_thread(self.close_now)
+            return
+        with self._start_lock:
+            if self._closed:
+                return
+            self._closed = True
+        if asyncio.get_running_loop() is home:
+            await self._shut()
+        else:
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._shut(), home))
 
     def close_now(self) -> None:
         """``close`` for callers without an event loop; closing twice does nothing."""
@@ -326,7 +362,10 @@ class PostgresStore:
             if self._closed:
                 return
             self._closed = True
-            loop = self._loop
+            loop, home = self._loop, self._home
+        if home is not None:
+            asyncio.run_coroutine_threadsafe(self._shut(), home).result(timeout=self.bound + 5)
+            return
         if loop is None:
             return
         try:
@@ -385,7 +424,8 @@ class PostgresStore:
 
     def note_key_use(self, key_id: str) -> None:
         """Remember that a key was used now (written in batches; see storage.key_usage)."""
-        self._started()
+        if self._home is None:
+            self._started()
         self._key_usage.note(key_id)
 
     # -- organizations ------------------------------------------------------------------------

@@ -112,6 +112,9 @@ class SqliteStore:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
+    async def start(self) -> None:
+        """Nothing to do: SQLite's connections live on the store's own threads."""
+
     async def migrate(self) -> int:
         """Bring the schema up to date under the write lock; return the schema version.
 
