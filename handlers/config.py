@@ -13,7 +13,6 @@ DEFAULT_DB = "var/orgsettings.db"
 SECRET_FILE_NAME = "jwt_secret"
 #: Appended to the database's file name: the file that remembers the demo organization's id.
 DEMO_ORG_SUFFIX = ".demo_org_id"
-POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
 
 
 @dataclass(frozen=True)
@@ -97,7 +96,9 @@ class Config:
     @property
     def is_postgresql(self) -> bool:
         """True when ``database`` is a PostgreSQL URL."""
-        return self.database.startswith(POSTGRESQL_SCHEMES)
+        from storage import is_postgresql_url
+
+        return is_postgresql_url(self.database)
 
     @property
     def db_path(self) -> Path:

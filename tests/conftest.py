@@ -31,6 +31,7 @@ from handlers.auth.api_keys import mint_key
 from handlers.auth.jwt import issue_token
 from handlers.config import Config
 from handlers.http.app import create_app
+from live import create_database
 from storage import Store, open_store
 
 OPERATOR = {"type": "operator", "id": "tests", "role": None}
@@ -78,20 +79,13 @@ class PostgresServer:
         self.made: list[str] = []
         self._mutex = threading.Lock()
 
-    def url_of(self, name: str) -> str:
-        """The URL of database ``name`` on this server."""
-        params = psycopg.conninfo.conninfo_to_dict(self.url)
-        params["dbname"] = name
-        return "postgresql://{user}@{host}:{port}/{dbname}".format(**params)
-
     def new_database(self) -> str:
         """A fresh empty database's URL."""
         name = f"t_{str(ULID()).lower()}"
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        url = create_database(self.url, name)
         with self._mutex:
             self.made.append(name)
-        return self.url_of(name)
+        return url
 
     def drop_all(self) -> None:
         """Drop every database this session made."""

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from live import BIN, ROOT, cli, full_key, start_server
+from live import BIN, ROOT, cli, create_database, full_key, start_server
 
 MAX_EXAMPLES = int(os.environ.get("CONTRACT_MAX_EXAMPLES", "40"))
 PHASES = "examples,coverage,fuzzing,stateful"
@@ -119,19 +119,10 @@ def run_pass(spec: str, url: str, token: str, kind: str, org_id: str | None = No
 
 def postgresql_database() -> str:
     """A new, empty database in the server at ORGSETTINGS_TEST_POSTGRES; its URL."""
-    import psycopg
-    from psycopg import sql
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
     server = os.environ.get("ORGSETTINGS_TEST_POSTGRES")
     if not server:
         sys.exit("--postgresql needs ORGSETTINGS_TEST_POSTGRES (see tools/postgres_cluster.py)")
-    name = f"contract_{os.getpid()}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    params = conninfo_to_dict(make_conninfo(server, dbname=name))
-    return "postgresql://{user}@{host}:{port}/{dbname}".format(**params)
+    return create_database(server, f"contract_{os.getpid()}")
 
 
 def run_local(postgresql: bool = False) -> int:

@@ -16,9 +16,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from storage import is_postgresql_url
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 ORGSETTINGS = str(BIN / "orgsettings")
+
+
+def create_database(server_url: str, name: str) -> str:
+    """CREATE DATABASE ``name`` (dropping one of that name first) in the PostgreSQL server at
+    ``server_url``; the new database's URL."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict
+
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    params = {**conninfo_to_dict(server_url), "dbname": name}
+    return "postgresql://{user}@{host}:{port}/{dbname}".format(**params)
 
 
 def free_port() -> int:
@@ -89,18 +105,28 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
+def _stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first, then the parent), or
+    None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting to be reaped has stopped)."""
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z"
+
+
 def descendants(pid: int) -> list[int]:
     """Every live process below ``pid``, read from /proc."""
     parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z":
+        fields = _stat(entry) if entry.isdigit() else None
+        if fields is not None and fields[0] != "Z":
             parents[int(entry)] = int(fields[1])
     found: list[int] = []
     frontier = [pid]
@@ -140,7 +166,7 @@ def start_server(
     must be, for a PostgreSQL URL)."""
     port = free_port()
     if log_path is None:
-        if str(db).startswith("postgresql://"):
+        if is_postgresql_url(str(db)):
             raise ValueError("give log_path for a PostgreSQL database")
         log_path = Path(db).parent / f"server-{port}.log"
     handle = log_path.open("wb")

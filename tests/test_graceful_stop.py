@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from live import cli, start_server
+from live import alive, cli, start_server
 from reliability import Client, audit_history, integrity, port_of, record
 
 SECRET_ENV = {"ORGSETTINGS_JWT_SECRET": "graceful-test-secret-" + "g" * 32}
@@ -108,12 +108,3 @@ def test_workers_stop_when_serve_is_killed(tmp_path: Path) -> None:
         time.sleep(0.05)
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port_of(server.base_url)), timeout=1).close()
-
-
-def alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie waiting to be reaped has stopped)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False

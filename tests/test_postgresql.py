@@ -19,10 +19,11 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from conftest import OPERATOR, bearer, new_database, query, sync_store
+from conftest import OPERATOR, SyncStore, bearer, new_database, query, sync_store
 from handlers.config import Config
 from handlers.http.app import create_app
 from live import ORGSETTINGS, free_port
+from storage import open_store
 from storage.postgresql.migrations import latest_version
 
 pytestmark = pytest.mark.postgresql_only
@@ -147,7 +148,7 @@ def test_ten_instances_starting_at_once_migrate_once(tmp_path: Path) -> None:
     results: list[Any] = []
 
     def start() -> None:
-        store = sync_store_unmigrated(url)
+        store = SyncStore(open_store(url))  # not migrated yet
         try:
             barrier.wait(timeout=10)
             results.append(store.migrate())
@@ -164,14 +165,6 @@ def test_ten_instances_starting_at_once_migrate_once(tmp_path: Path) -> None:
     assert results == [latest_version()] * 10
     rows = query(url, "SELECT version FROM schema_migrations ORDER BY version")
     assert rows == [(n,) for n in range(1, latest_version() + 1)]
-
-
-def sync_store_unmigrated(url: str) -> Any:
-    """A store over ``url`` driven synchronously, not migrated yet."""
-    from conftest import SyncStore
-    from storage import open_store
-
-    return SyncStore(open_store(url))
 
 
 def test_a_schema_of_a_newer_release_is_served(store, org, config) -> None:

@@ -120,8 +120,8 @@ async def create(
     )
     for field in BOOL_FIELDS:
         row[field] = bool(row[field])
+    # No lock: no other transaction sees the row, or can append its events, before COMMIT.
     await conn.execute(_INSERT, [row[c] for c in _INSERT_COLUMNS])
-    await lock(conn, row["id"])
     org = await read(conn, row["id"])
     await audit.record(
         conn,
