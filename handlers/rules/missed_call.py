@@ -1,7 +1,7 @@
 """Rules for the dashboard's contact protection and missed-call settings, with no I/O.
 
-The missed-call auto-message sender (a later feature) renders templates with ``render``, so
-what the dashboard accepts and what the sender understands are the same rules.
+The missed-call auto-message sender renders templates with ``render_auto_message`` (built on
+``render``), so what the dashboard accepts and what the sender understands are the same rules.
 """
 
 from __future__ import annotations
@@ -13,6 +13,17 @@ from typing import Any
 PLACEHOLDERS = ("contactName", "agentName", "organizationName")
 MAX_MESSAGE_LENGTH = 500
 MAX_CONTACT_PROTECTION_HOURS = 720
+#: What a missing contact or agent name becomes, so nobody is texted "Hi , sorry we missed you".
+FALLBACKS = {"contactName": "there", "agentName": "our team"}
+MAX_VALUE_LENGTH = 40
+
+# Control characters (Unicode Cc: C0, DEL, C1) are removed, except the five that are whitespace,
+# which become a space and are collapsed like any other whitespace. Format characters (Cf) stay:
+# ZWNJ is part of Persian names and ZWJ of emoji.
+_CONTROLS = {
+    code: (" " if chr(code) in "\t\n\v\f\r" else None)
+    for code in (*range(0x20), *range(0x7F, 0xA0))
+}
 
 #: Anything between double braces counts as a token, so typos like ``{{ contactName }}`` or
 #: ``{{customer}}`` are caught rather than sent to a contact verbatim.
@@ -53,3 +64,30 @@ def is_contact_protection_period(value: Any) -> bool:
         and not isinstance(value, bool)
         and 0 <= value <= MAX_CONTACT_PROTECTION_HOURS
     )
+
+
+def clean_value(value: str | None) -> str | None:
+    """A placeholder value as sent: controls removed, whitespace collapsed, cut to 40 characters.
+
+    None when nothing is left (absent, empty, only whitespace or only control characters).
+    """
+    if value is None:
+        return None
+    cleaned = " ".join(value.translate(_CONTROLS).split())[:MAX_VALUE_LENGTH].rstrip()
+    return cleaned or None
+
+
+def render_auto_message(
+    message: str, *, contact_name: str | None, agent_name: str | None, organization_name: str
+) -> str:
+    """The missed-call text: placeholders filled with cleaned values or fallbacks, trimmed.
+
+    Values are inserted once, never re-read as template: a contact named ``{{agentName}}`` is
+    greeted by that name.
+    """
+    values = {
+        "contactName": clean_value(contact_name) or FALLBACKS["contactName"],
+        "agentName": clean_value(agent_name) or FALLBACKS["agentName"],
+        "organizationName": clean_value(organization_name) or "",
+    }
+    return render(message, values).strip()
