@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from importlib import resources
 from zoneinfo import ZoneInfo, reset_tzpath
 
+import phonenumbers
 import pytest
 from phonenumbers.tzdata import TIMEZONE_DATA
 
@@ -139,6 +140,11 @@ def test_zones_for_number(number, zones):
     assert quiet_hours.zones_for_number(number) == zones
 
 
+def test_zones_for_a_parsed_number():
+    parsed = phonenumbers.parse("+12085550123", None)
+    assert quiet_hours.zones_for_number(parsed) == ("America/Boise", "America/Los_Angeles")
+
+
 def test_toll_free_number_is_in_many_zones():
     assert len(quiet_hours.zones_for_number("+18005550123")) == 42
 
@@ -178,6 +184,8 @@ def test_unknown_zone_names_are_refused(name):
     ("at", "zones", "start", "end"),
     [
         (datetime(2027, 1, 15), NY, "21:00", "08:00"),  # naive
+        (datetime(9999, 12, 31, tzinfo=UTC), NY, "21:00", "08:00"),
+        (datetime(1, 1, 1, tzinfo=UTC), NY, "21:00", "08:00"),
         (utc(2027, 1, 15), [], "21:00", "08:00"),
         (utc(2027, 1, 15), NY, "21:00", "21:00"),
         (utc(2027, 1, 15), NY, "24:00", "08:00"),

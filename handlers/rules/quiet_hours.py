@@ -33,6 +33,10 @@ from phonenumbers import timezone as phone_timezones
 UNKNOWN_ZONE = "Etc/Unknown"
 #: Quiet everywhere for longer than this after ``at``: the zones are too spread (rule 6).
 AMBIGUITY_HORIZON = timedelta(hours=48)
+#: The instants ``evaluate`` answers for: a few days either side must be representable, and a
+#: send decision outside these years is a client's mistake (the HTTP layer answers 422).
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 1, tzinfo=UTC)
 
 _HHMM = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 # Local days around ``at`` whose windows can touch (at - 1 day, at + 48 h]: the day before (a
@@ -87,7 +91,15 @@ def zone(name: str) -> ZoneInfo:
 
 def zones_for_number(number: phonenumbers.PhoneNumber | str) -> tuple[str, ...]:
     """The zones phonenumbers places ``number`` (E.164 or parsed) in; () when unknown."""
-    parsed = phonenumbers.parse(number, None) if isinstance(number, str) else number
+    if not isinstance(number, str):
+        number = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return _zones_for_e164(number)
+
+
+@functools.lru_cache(maxsize=65536)
+def _zones_for_e164(number: str) -> tuple[str, ...]:
+    """``zones_for_number`` on an E.164 string; cached, the lookup checks validity (~40 us)."""
+    parsed = phonenumbers.parse(number, None)
     return tuple(z for z in phone_timezones.time_zones_for_number(parsed) if z != UNKNOWN_ZONE)
 
 
@@ -145,6 +157,8 @@ def evaluate(at: datetime, zones: Sequence[str], start: str, end: str) -> QuietH
     """Quiet hours ``start``-``end`` at ``at`` for a recipient in all of ``zones`` (rules 4-6)."""
     if at.utcoffset() is None:
         raise ValueError("at must be timezone-aware")
+    if not EARLIEST <= at < LATEST:
+        raise ValueError(f"at must be from {EARLIEST:%Y-%m-%d} and before {LATEST:%Y-%m-%d}")
     if not zones:
         raise ValueError("at least one zone is needed")
     for name in zones:
