@@ -145,7 +145,9 @@ def cases(draw: st.DrawFn) -> tuple[list[str], int, int, list[datetime]]:
     count = draw(ZONE_COUNTS)
     zones = draw(st.lists(st.sampled_from(ZONES), min_size=count, max_size=count, unique=True))
     start = draw(CLOCK)
-    end = (start + draw(LENGTH)) % DAY
+    end = draw(CLOCK) if draw(st.booleans()) else (start + draw(LENGTH)) % DAY
+    if end == start:
+        end = (start + 1) % DAY
     near = transition_days(zones[0])
     if near and draw(st.booleans()):
         base = near[draw(st.integers(0, len(near) - 1))] * 86400 + 43200 + draw(NEAR)

@@ -40,6 +40,7 @@ def open_until(*fields: int) -> QuietHours:
 AMBIGUOUS = QuietHours(quiet=True, ambiguous=True, next_allowed_at=None, send_before=None)
 NY = ["America/New_York"]
 IDAHO = ["America/Boise", "America/Los_Angeles"]
+UTC_NY = ["Etc/UTC", "America/New_York"]
 NY_TOKYO = ["America/New_York", "Asia/Tokyo"]
 LORD_HOWE = ["Australia/Lord_Howe"]
 SANTIAGO = ["America/Santiago"]
@@ -97,6 +98,10 @@ ST_JOHNS = ["America/St_Johns"]
         (utc(2027, 1, 15, 20), IDAHO, ("21:00", "08:00"), open_until(2027, 1, 16, 4)),
         # Quiet stretches of two zones chain: New York 02-13Z, Tokyo 12-23Z.
         (utc(2027, 1, 15, 5), NY_TOKYO, ("21:00", "08:00"), quiet_until(2027, 1, 15, 23)),
+        # UTC and New York with 00:00-19:00 leave no open minute while New York is on EST;
+        # the first is 23:00Z on spring-forward day. Exactly 48 hours ahead is still in time.
+        (utc(2027, 3, 12, 23), UTC_NY, ("00:00", "19:00"), quiet_until(2027, 3, 14, 23)),
+        (utc(2027, 3, 12, 22, 59), UTC_NY, ("00:00", "19:00"), AMBIGUOUS),
         # Quiet somewhere for more than 48 hours.
         (utc(2027, 1, 15, 5), NY_TOKYO, ("08:00", "07:00"), AMBIGUOUS),
     ],
