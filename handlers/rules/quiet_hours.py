@@ -31,7 +31,8 @@ from phonenumbers import timezone as phone_timezones
 
 #: What ``phonenumbers.timezone`` answers for a number it cannot place: not an IANA zone.
 UNKNOWN_ZONE = "Etc/Unknown"
-#: Quiet everywhere for longer than this after ``at``: the zones are too spread (rule 6).
+#: Quiet somewhere for longer than this after ``at``: the zones are too spread (rule 6). The
+#: bound is inclusive: an open instant exactly 48 hours after ``at`` is still an answer.
 AMBIGUITY_HORIZON = timedelta(hours=48)
 #: The instants ``evaluate`` answers for: a few days either side must be representable, and a
 #: send decision outside these years is a client's mistake (the HTTP layer answers 422).
@@ -154,7 +155,11 @@ def _window(name: str, ordinal: int, start: int, end: int) -> tuple[datetime, da
 
 
 def evaluate(at: datetime, zones: Sequence[str], start: str, end: str) -> QuietHours:
-    """Quiet hours ``start``-``end`` at ``at`` for a recipient in all of ``zones`` (rules 4-6)."""
+    """Quiet hours ``start``-``end`` at ``at`` for a recipient in all of ``zones`` (rules 4-6).
+
+    Raises ``UnknownTimeZone`` for a name tzdata lacks (``Etc/Unknown`` too) and ``ValueError``
+    for a naive or out-of-range ``at``, no zones, a malformed ``HH:MM`` or start == end.
+    """
     if at.utcoffset() is None:
         raise ValueError("at must be timezone-aware")
     if not EARLIEST <= at < LATEST:
