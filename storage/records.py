@@ -35,6 +35,9 @@ MUTABLE_FIELDS = (
     "missed_call_auto_message_enabled",
 )
 
+#: The operator-only fields ``Store.set_operator_fields`` may change (never from a request).
+OPERATOR_FIELDS = ("plan", "throughput_tier", "tenant_type")
+
 
 def to_json(value: Any) -> str:
     """The stored text of a JSON column: compact, keys sorted (orjson, ~10x json.dumps)."""

@@ -279,6 +279,7 @@ def test_concurrent_tasks_on_one_store_never_lose_an_update(store, org, path):
 
     async def main() -> None:
         shared = open_store(path)
+        await shared.start()
         modify = partial(shared.modify_org, actor=OPERATOR, surface="v1", request_id=None)
         try:
             writes = (modify(org["id"], change(i)) for i in range(len(CHANGES)))

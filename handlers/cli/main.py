@@ -303,12 +303,13 @@ CREATING = ("init", "demo")
 
 
 async def run_command(command: Command, args: argparse.Namespace, config: Config) -> dict:
-    """Open and migrate the store, run one command, close the store."""
+    """Open, start and migrate the store, run one command, close the store."""
     create = args.command in CREATING
     if not create and not config.is_postgresql and not config.db_path.exists():
         raise CliError(f"no database at {config.db_path}; create it with `orgsettings init`")
     store = configured_store(config, create=create)
     try:
+        await store.start()
         await store.migrate()
         return await command(args, config, store)
     finally:

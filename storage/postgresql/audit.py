@@ -13,8 +13,8 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from storage.audit_chain import CHAINED_FIELDS
-from storage.interface import Actor
 from storage.records import event_from_row, new_event_row
+from storage.store import Actor
 
 _COLUMNS = (*CHAINED_FIELDS, "hash")
 #: ``record``'s default: the previous hash has not been read yet.

@@ -7,9 +7,9 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from storage.errors import NotFoundError
-from storage.interface import Actor
 from storage.postgresql import audit, organizations
 from storage.records import new_brand_row
+from storage.store import Actor
 
 _COLUMNS = ("id", "organization_id", "status", "campaign_count", "created_at")
 

@@ -7,9 +7,9 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from storage.errors import NotFoundError
-from storage.interface import Actor
 from storage.postgresql import audit, organizations
 from storage.records import key_created_changes, key_from_row, new_key_row, utcnow
+from storage.store import Actor
 
 _COLUMNS = (
     "id",

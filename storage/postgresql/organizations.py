@@ -7,17 +7,18 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from storage.errors import NotFoundError
-from storage.interface import Actor, Mutator, VersionCheck
 from storage.postgresql import audit
 from storage.records import (
     BOOL_FIELDS,
     MUTABLE_FIELDS,
+    OPERATOR_FIELDS,
     new_org_row,
     org_created_changes,
     org_from_row,
     planned_change,
     utcnow,
 )
+from storage.store import Actor, Mutator, VersionCheck
 
 _UPDATE_COLUMNS = (*MUTABLE_FIELDS, "updated_at", "version")
 _UPDATE = (
@@ -171,17 +172,11 @@ async def modify(
     return {**wanted, "updated_at": row["updated_at"], "version": row["version"]}, event
 
 
-#: The operator-only fields ``set_operator_fields`` may change (never from a request).
-OPERATOR_FIELDS = ("plan", "throughput_tier", "tenant_type")
-
-
 async def set_operator_fields(
     conn: AsyncConnection, org_id: str, fields: dict[str, Any], actor: Actor
 ) -> dict[str, Any]:
-    """Change plan, throughput tier or tenant type, with an organization.updated event."""
-    unknown = set(fields) - set(OPERATOR_FIELDS)
-    if unknown:
-        raise ValueError(f"not operator fields: {sorted(unknown)}")
+    """Change operator fields (``OPERATOR_FIELDS``, checked by the Store), with an
+    organization.updated event."""
     await lock(conn, org_id)
     current = await read(conn, org_id)
     changes = {k: {"from": current[k], "to": v} for k, v in fields.items() if current[k] != v}

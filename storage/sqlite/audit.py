@@ -7,8 +7,8 @@ from typing import Any
 from sqlite_utils import Database
 
 from storage.audit_chain import CHAINED_FIELDS
-from storage.interface import Actor
 from storage.records import event_from_row, new_event_row
+from storage.store import Actor
 
 #: Every stored field of an event: the chained ones and the hash over them.
 _COLUMNS = (*CHAINED_FIELDS, "hash")

@@ -12,6 +12,8 @@ from urllib.parse import quote
 
 from sqlite_utils import Database
 
+from storage.errors import StorageUnavailable
+
 
 def connect(path: str | Path, busy_timeout: float, *, create: bool = False) -> Database:
     """Open one connection with the pragmas every connection needs (WAL, FULL sync, FKs).
@@ -36,6 +38,21 @@ def connect(path: str | Path, busy_timeout: float, *, create: bool = False) -> D
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     return Database(conn)
+
+
+def unavailable(exc: sqlite3.Error) -> StorageUnavailable:
+    """The client-facing fault for a database error, by SQLite's primary result code (never
+    the driver's own text): ``SQLITE_BUSY_TIMEOUT`` is a busy database, ``SQLITE_FULL`` a full
+    disk, and so on."""
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    primary = "_".join(name.split("_")[:2])  # SQLITE_IOERR_WRITE -> SQLITE_IOERR
+    if primary == "SQLITE_CANTOPEN":
+        return StorageUnavailable("the database file is missing", retry_after=5)
+    if primary == "SQLITE_FULL":
+        return StorageUnavailable("the database disk is full", retry_after=5)
+    if primary in ("SQLITE_BUSY", "SQLITE_LOCKED"):
+        return StorageUnavailable("the database is busy")
+    return StorageUnavailable("the database cannot be written", retry_after=5)
 
 
 FileIdentity = tuple[int, int]

@@ -7,9 +7,9 @@ from typing import Any
 from sqlite_utils import Database
 
 from storage.errors import NotFoundError
-from storage.interface import Actor
 from storage.records import key_created_changes, key_from_row, new_key_row, utcnow
 from storage.sqlite import audit, organizations
+from storage.store import Actor
 
 
 def create(

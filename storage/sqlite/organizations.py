@@ -7,7 +7,6 @@ from typing import Any
 from sqlite_utils import Database
 
 from storage.errors import NotFoundError
-from storage.interface import Actor, Mutator, VersionCheck
 from storage.records import (
     MUTABLE_FIELDS,
     new_org_row,
@@ -17,6 +16,7 @@ from storage.records import (
     utcnow,
 )
 from storage.sqlite import audit
+from storage.store import Actor, Mutator, VersionCheck
 
 _UPDATE_COLUMNS = (*MUTABLE_FIELDS, "updated_at", "version")
 _UPDATE = f"UPDATE organizations SET {', '.join(f'{c} = ?' for c in _UPDATE_COLUMNS)} WHERE id = ?"
