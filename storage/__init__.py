@@ -17,6 +17,7 @@ from storage.postgresql.store import (
     PostgresStore,
     is_postgresql_url,
 )
+from storage.sqlite.connection import check_database_file
 from storage.sqlite.store import DEFAULT_WAIT_SECONDS, SqliteStore
 from storage.store import Actor, Mutator, Store
 
@@ -27,6 +28,7 @@ __all__ = [
     "StorageUnavailable",
     "Store",
     "VersionMismatchError",
+    "check_database_file",
     "is_postgresql_url",
     "open_store",
 ]
