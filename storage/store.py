@@ -6,8 +6,8 @@ audit event, and commits before it returns. A write that cannot start within the
 bounded wait raises ``StorageUnavailable`` and changes nothing.
 
 Each operation checks its arguments here, then hands one SQL function of the backend's dialect
-(``self.organizations``, ``self.keys``, ``self.brands``, ``self.audit``: the modules of
-``storage.sqlite`` or ``storage.postgresql``) to ``_read`` or ``_write`` with its arguments. The
+(``self.sql.organizations.create``, say: ``self.sql`` is ``storage.sqlite`` or
+``storage.postgresql``) to ``_read`` or ``_write`` with its arguments. The
 backend runs it on its own terms (SQLite: sync, on its reader threads or its group-commit writer;
 PostgreSQL: async, on its pool); the operation neither knows nor cares which.
 """
@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from functools import partial
 from types import ModuleType
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from storage.audit_chain import verdict
 from storage.errors import NotFoundError, StorageUnavailable
 from storage.key_usage import KeyUsage
-from storage.records import OPERATOR_FIELDS
+from storage.records import OPERATOR_FIELDS, By, Planned, planned_change
 
 T = TypeVar("T")
 Actor = dict[str, Any]
@@ -31,6 +32,10 @@ Actor = dict[str, Any]
 Mutator = Callable[[dict[str, Any]], tuple[dict[str, Any], str | None]]
 #: Sees the current version before a change; False rejects it (a stale If-Match).
 VersionCheck = Callable[[int], bool]
+#: What ``modify_org`` makes of the current record (``planned_change`` with its mutator).
+Planner = Callable[[dict[str, Any]], Planned | None]
+#: What ``modify_org`` returns: the record as committed, and its event (None: no change).
+Modified = tuple[dict[str, Any], dict[str, Any] | None]
 
 
 class StorageObserver(Protocol):
@@ -57,10 +62,9 @@ class Store(ABC):
     ``_audit_chains`` and the lifecycle (``start``, ``migrate``, ``is_ready``, ``close``).
     """
 
-    organizations: ClassVar[ModuleType]
-    keys: ClassVar[ModuleType]
-    brands: ClassVar[ModuleType]
-    audit: ClassVar[ModuleType]
+    #: The backend's SQL: a package with ``organizations``, ``keys``, ``brands`` and ``audit``
+    #: modules, each with one function per operation (``storage.sqlite``, ``storage.postgresql``).
+    sql: ClassVar[ModuleType]
 
     def __init__(self, *, wait_seconds: float, key_usage: KeyUsage | None) -> None:
         self.wait_seconds = wait_seconds
@@ -125,28 +129,22 @@ class Store(ABC):
         request_id: str | None = None,
     ) -> dict[str, Any]:
         """Create an organization with every default, and its organization.created event."""
-        return await self._write(
-            self.organizations.create,
-            name=name,
-            actor=actor,
-            surface=surface,
-            tenant_type=tenant_type,
-            plan=plan,
-            throughput_tier=throughput_tier,
-            request_id=request_id,
-        )
+        fields = {"name": name, "plan": plan, "throughput_tier": throughput_tier}
+        fields["tenant_type"] = tenant_type
+        by = By(actor, surface, request_id)
+        return await self._write(self.sql.organizations.create, by, fields)
 
     async def get_org(self, org_id: str) -> dict[str, Any]:
         """The full organization record; raises NotFoundError."""
         if _has_nul(org_id):
             raise NotFoundError(org_id)
-        return await self._read(self.organizations.read, org_id)
+        return await self._read(self.sql.organizations.read, org_id)
 
     async def find_org_by_name(self, name: str) -> dict[str, Any] | None:
         """The oldest organization with exactly this name, if any."""
         if _has_nul(name):
             return None
-        return await self._read(self.organizations.find_by_name, name)
+        return await self._read(self.sql.organizations.find_by_name, name)
 
     async def modify_org(
         self,
@@ -157,7 +155,7 @@ class Store(ABC):
         surface: str,
         request_id: str | None,
         if_version: VersionCheck | None = None,
-    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    ) -> Modified:
         """Apply ``mutate`` to the current record in one transaction; see ``Mutator``.
 
         An effective change bumps the version, sets updated_at and records one
@@ -167,15 +165,9 @@ class Store(ABC):
         """
         if _has_nul(org_id):
             raise NotFoundError(org_id)
-        return await self._write(
-            self.organizations.modify,
-            org_id,
-            mutate,
-            actor=actor,
-            surface=surface,
-            request_id=request_id,
-            if_version=if_version,
-        )
+        plan = partial(planned_change, mutate=mutate, if_version=if_version)
+        by = By(actor, surface, request_id)
+        return await self._write(self.sql.organizations.modify, org_id, plan, by)
 
     async def set_operator_fields(
         self, org_id: str, fields: dict[str, Any], actor: Actor
@@ -187,7 +179,9 @@ class Store(ABC):
         unknown = set(fields) - set(OPERATOR_FIELDS)
         if unknown:
             raise ValueError(f"not operator fields: {sorted(unknown)}")
-        return await self._write(self.organizations.set_operator_fields, org_id, fields, actor)
+        return await self._write(
+            self.sql.organizations.set_operator_fields, org_id, fields, By(actor)
+        )
 
     # -- API keys -----------------------------------------------------------------------------
 
@@ -197,25 +191,19 @@ class Store(ABC):
         """Store a new key's hash and record api_key.created; the secret is never stored."""
         if _has_nul(org_id):
             raise NotFoundError(org_id)
-        return await self._write(
-            self.keys.create,
-            org_id=org_id,
-            key_hash=key_hash,
-            prefix=prefix,
-            scopes=scopes,
-            actor=actor,
-        )
+        fields = {"org_id": org_id, "key_hash": key_hash, "prefix": prefix, "scopes": scopes}
+        return await self._write(self.sql.keys.create, By(actor), fields)
 
     async def key_by_hash(self, key_hash: str) -> dict[str, Any] | None:
         """The key stored under this SHA-256 hash, revoked or not. Not cached: every request
         reads the key row, so a revocation is seen at once (by every instance)."""
-        return await self._read(self.keys.by_hash, key_hash)
+        return await self._read(self.sql.keys.by_hash, key_hash)
 
     async def revoke_key(self, key_id: str, actor: Actor) -> dict[str, Any]:
         """Revoke a key (idempotent); records api_key.revoked the first time."""
         if _has_nul(key_id):
             raise NotFoundError(key_id)
-        return await self._write(self.keys.revoke, key_id, actor)
+        return await self._write(self.sql.keys.revoke, key_id, By(actor))
 
     def note_key_use(self, key_id: str) -> None:
         """Remember that a key was used now; written to last_used_at in batches, never waited
@@ -230,15 +218,14 @@ class Store(ABC):
         """Register a brand for an organization and record brand.created."""
         if _has_nul(org_id):
             raise NotFoundError(org_id)
-        return await self._write(
-            self.brands.create, org_id=org_id, status=status, campaigns=campaigns, actor=actor
-        )
+        fields = {"org_id": org_id, "status": status, "campaigns": campaigns}
+        return await self._write(self.sql.brands.create, By(actor), fields)
 
     async def delete_brand(self, brand_id: str, actor: Actor) -> dict[str, Any]:
         """Delete a brand and record brand.deleted; raises NotFoundError."""
         if _has_nul(brand_id):
             raise NotFoundError(brand_id)
-        return await self._write(self.brands.delete, brand_id, actor)
+        return await self._write(self.sql.brands.delete, brand_id, By(actor))
 
     # -- audit --------------------------------------------------------------------------------
 
@@ -248,7 +235,7 @@ class Store(ABC):
         """Events newest first; returns the page and the position to continue before, if any."""
         if _has_nul(org_id):
             return [], None
-        return await self._read(self.audit.page, org_id, limit=limit, before_seq=before_seq)
+        return await self._read(self.sql.audit.page, org_id, limit=limit, before_seq=before_seq)
 
     async def verify_audit(self, org_id: str | None = None) -> dict[str, Any]:
         """Recompute every organization's hash chain (or one's) from one snapshot:

@@ -23,6 +23,7 @@ import pytest
 from conftest import OPERATOR, sync_store
 from storage import StorageUnavailable, open_store
 from storage.key_usage import KeyUsage
+from storage.records import By, planned_change
 from storage.sqlite import audit, organizations
 from storage.sqlite.connection import WriteLock, connect
 from storage.sqlite.writer import Writer
@@ -78,9 +79,8 @@ def named(name: str) -> Callable[[dict[str, Any]], tuple[dict[str, Any], None]]:
 
 def rename(org_id: str, name: str) -> Callable[[Any], Any]:
     """A job renaming the organization, as modify_org submits it."""
-    return lambda db: organizations.modify(
-        db, org_id, named(name), actor=OPERATOR, surface="v1", request_id=name, if_version=None
-    )
+    plan = partial(planned_change, mutate=named(name), if_version=None)
+    return lambda db: organizations.modify(db, org_id, plan, By(OPERATOR, "v1", name))
 
 
 def state(path: Path, org_id: str) -> tuple[str, int, list[str], int]:

@@ -31,9 +31,10 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+import storage.postgresql
 from storage.errors import NotFoundError, StorageUnavailable
 from storage.key_usage import KeyUsage
-from storage.postgresql import audit, brands, keys, migrations, organizations
+from storage.postgresql import audit, keys, migrations
 from storage.store import Store
 
 T = TypeVar("T")
@@ -108,10 +109,7 @@ def _retryable(exc: BaseException) -> bool:
 class PostgresStore(Store):
     """One PostgreSQL database; see the module docstring."""
 
-    organizations = organizations
-    keys = keys
-    brands = brands
-    audit = audit
+    sql = storage.postgresql
 
     def __init__(
         self,

@@ -15,9 +15,10 @@ from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
+import storage.sqlite
 from storage.errors import StorageUnavailable
 from storage.key_usage import KeyUsage
-from storage.sqlite import audit, brands, keys, migrations, organizations
+from storage.sqlite import audit, migrations
 from storage.sqlite.connection import WriteLock, connect, file_identity, unavailable
 from storage.sqlite.writer import Writer
 from storage.store import Store
@@ -37,10 +38,7 @@ READER_THREADS = 4
 class SqliteStore(Store):
     """One SQLite database file; see the module docstring."""
 
-    organizations = organizations
-    keys = keys
-    brands = brands
-    audit = audit
+    sql = storage.sqlite
 
     def __init__(
         self,
