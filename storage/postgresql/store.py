@@ -1,13 +1,12 @@
-"""The PostgreSQL backend of ``storage.interface.Store``, for many instances over one database.
+"""The PostgreSQL backend of ``storage.store.Store``, for many instances over one database.
 
-Connections come from a psycopg_pool ``AsyncConnectionPool``. A server calls ``start`` from its
-event loop, and the pool lives there: psycopg's waits are awaits that never block the loop, and
-a request costs no hop between threads. Anyone else (the CLI, scripts, tests calling from loops
-that come and go) gets the pool on the store's own loop thread (``LoopThread``), and every call
-hops there. Every write is one transaction on one connection: it locks the organization's row
-(``SELECT ... FOR UPDATE``) before it reads, checks and writes the record and its audit event,
-so concurrent writers in any number of instances never overwrite each other's fields and an
-``If-Match`` race has exactly one winner.
+Connections come from a psycopg_pool ``AsyncConnectionPool`` that lives on one event loop: the
+one that calls ``start`` (a server's worker in its lifespan, the CLI in its ``asyncio.run``),
+which then makes every call. psycopg's waits are awaits that never block the loop, and a call
+costs no hop between threads. Every write is one transaction on one connection: it locks the
+organization's row (``SELECT ... FOR UPDATE``) before it reads, checks and writes the record and
+its audit event, so concurrent writers in any number of instances never overwrite each other's
+fields and an ``If-Match`` race has exactly one winner.
 
 Every wait is bounded: a connection from the pool within ``wait_seconds`` (``PoolTimeout``), a
 row lock within ``wait_seconds`` (``lock_timeout``), a statement within ``statement_timeout``,
