@@ -129,8 +129,12 @@ class Store(ABC):
         request_id: str | None = None,
     ) -> dict[str, Any]:
         """Create an organization with every default, and its organization.created event."""
-        fields = {"name": name, "plan": plan, "throughput_tier": throughput_tier}
-        fields["tenant_type"] = tenant_type
+        fields = {
+            "name": name,
+            "plan": plan,
+            "throughput_tier": throughput_tier,
+            "tenant_type": tenant_type,
+        }
         by = By(actor, surface, request_id)
         return await self._write(self.sql.organizations.create, by, fields)
 

@@ -43,6 +43,7 @@ async def cmd_init(args: argparse.Namespace, config: Config, store: Store) -> di
 
 
 async def migrate_only(args: argparse.Namespace, config: Config, store: Store) -> dict[str, Any]:
+    """Nothing more than the migration ``run_command`` makes (``serve``, before it listens)."""
     return {}
 
 
