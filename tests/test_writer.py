@@ -196,6 +196,19 @@ def test_a_failed_commit_fails_every_job_of_the_batch(new_writer, path, org_id):
     assert writer.commits == 1  # only the busy job's batch
 
 
+def test_each_job_of_a_failed_batch_gets_an_exception_of_its_own(new_writer, path, org_id):
+    """Regression (issue 17): one StorageUnavailable instance was raised into every waiter
+    of a failed batch, so their tracebacks grew on one shared object."""
+    writer = new_writer()
+    with busy(writer):
+        batch = [writer.submit(rename(org_id, f"n{i}")) for i in range(3)]
+        batch.append(writer.submit(lambda db: db.execute("PRAGMA defer_foreign_keys = ON")))
+        batch.append(writer.submit(lambda db: db.execute("DELETE FROM organizations")))
+    errors = [f.exception(10) for f in batch]
+    assert all(isinstance(e, StorageUnavailable) for e in errors)
+    assert len({id(e) for e in errors}) == len(batch)
+
+
 def test_a_database_locked_by_another_program_fails_writes_in_bounded_time(
     new_writer, path, org_id
 ):
