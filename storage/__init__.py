@@ -2,13 +2,13 @@
 
 Nothing outside this package writes SQL. ``open_store`` picks the backend from the location:
 a ``postgresql://`` URL is PostgreSQL (``storage.postgresql``), anything else an SQLite file
-(``storage.sqlite``).
+(``storage.sqlite``). Each operation is written once, in ``storage.store.Store``, over one SQL
+function per dialect; the records both backends store and show are made in ``storage.records``.
 """
 
 from pathlib import Path
 
 from storage.errors import NotFoundError, StorageUnavailable, VersionMismatchError
-from storage.interface import Actor, Mutator, Store
 from storage.key_usage import DEFAULT_INTERVAL_SECONDS, KeyUsage
 from storage.postgresql.store import (
     DEFAULT_CONNECT_TIMEOUT_SECONDS,
@@ -17,7 +17,9 @@ from storage.postgresql.store import (
     PostgresStore,
     is_postgresql_url,
 )
+from storage.sqlite.connection import check_database_file
 from storage.sqlite.store import DEFAULT_WAIT_SECONDS, SqliteStore
+from storage.store import Actor, Mutator, Store
 
 __all__ = [
     "Actor",
@@ -26,6 +28,7 @@ __all__ = [
     "StorageUnavailable",
     "Store",
     "VersionMismatchError",
+    "check_database_file",
     "is_postgresql_url",
     "open_store",
 ]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
 
 import orjson
 from ulid import ULID
@@ -34,6 +34,30 @@ MUTABLE_FIELDS = (
     "missed_call_message",
     "missed_call_auto_message_enabled",
 )
+
+#: The operator-only fields ``Store.set_operator_fields`` may change (never from a request).
+OPERATOR_FIELDS = ("plan", "throughput_tier", "tenant_type")
+
+
+class By(NamedTuple):
+    """Who makes a change, and through what: the actor, surface and request id its audit
+    event records."""
+
+    actor: dict[str, Any]
+    surface: str = "cli"
+    request_id: str | None = None
+
+
+class Draft(NamedTuple):
+    """An audit event before it is chained: what happened to which organization, by whom;
+    ``at`` None is the time it is recorded."""
+
+    type: str
+    org_id: str
+    by: By
+    changes: dict[str, Any]
+    attestation: str | None = None
+    at: str | None = None
 
 
 def to_json(value: Any) -> str:
@@ -71,6 +95,16 @@ def org_from_row(row: dict[str, Any]) -> dict[str, Any]:
         stored = from_json(org[field])
         # Stored with sorted keys; shown in the published order (enabled, start, end, mode).
         org[field] = {key: stored[key] for key in default if key in stored}
+    return org
+
+
+def org_from_read(row: dict[str, Any]) -> dict[str, Any]:
+    """An organizations row read with its brand summary (``brand``, ``brand_count``,
+    ``campaign_count``) as a record with its ``registration_status``."""
+    row = dict(row)
+    registration = {k: row.pop(k) for k in ("brand", "brand_count", "campaign_count")}
+    org = org_from_row(row)
+    org["registration_status"] = registration
     return org
 
 
@@ -129,10 +163,10 @@ def event_from_row(row: dict[str, Any]) -> dict[str, Any]:
 # -- new records, as both backends store them ---------------------------------------------------
 
 
-def new_org_row(
-    *, name: str, plan: str, throughput_tier: int, tenant_type: str, now: str
-) -> dict[str, Any]:
-    """A new organization's row: every default, booleans as 0/1, blocks as JSON text."""
+def new_org_row(*, name: str, plan: str, throughput_tier: int, tenant_type: str) -> dict[str, Any]:
+    """A new organization's row, created now: every default, booleans as 0/1, blocks as JSON
+    text."""
+    now = utcnow()
     return {
         "id": str(uuid7()),
         "name": name,
@@ -154,11 +188,16 @@ def new_org_row(
     }
 
 
-def org_created_changes(org: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The changes an organization.created event records."""
-    return {
-        k: {"from": None, "to": org[k]} for k in ("name", "plan", "throughput_tier", "tenant_type")
-    }
+def org_created(by: By, org: dict[str, Any]) -> Draft:
+    """The organization.created event of a new organization, stamped with its creation."""
+    fields = ("name", "plan", "throughput_tier", "tenant_type")
+    changes = {k: {"from": None, "to": org[k]} for k in fields}
+    return Draft("organization.created", org["id"], by, changes, at=org["created_at"])
+
+
+def operator_changes(current: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """The changes ``Store.set_operator_fields`` makes to ``current`` (none: an empty dict)."""
+    return {k: {"from": current[k], "to": v} for k, v in fields.items() if current[k] != v}
 
 
 def new_key_row(*, org_id: str, key_hash: str, prefix: str, scopes: list[str]) -> dict[str, Any]:
@@ -175,10 +214,18 @@ def new_key_row(*, org_id: str, key_hash: str, prefix: str, scopes: list[str]) -
     }
 
 
-def key_created_changes(row: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The changes an api_key.created event records (no hash, no secret)."""
+def key_created(by: By, row: dict[str, Any]) -> Draft:
+    """The api_key.created event of a new key's row (no hash, no secret)."""
     shown = {"id": row["id"], "prefix": row["prefix"], "scopes": from_json(row["scopes"])}
-    return {"api_key": {"from": None, "to": shown}}
+    return Draft(
+        "api_key.created", row["organization_id"], by, {"api_key": {"from": None, "to": shown}}
+    )
+
+
+def key_revoked(by: By, row: dict[str, Any]) -> Draft:
+    """The api_key.revoked event of a key's row, just revoked."""
+    changes = {"api_key.revoked_at": {"from": None, "to": row["revoked_at"]}}
+    return Draft("api_key.revoked", row["organization_id"], by, changes)
 
 
 def key_from_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -186,6 +233,14 @@ def key_from_row(row: dict[str, Any]) -> dict[str, Any]:
     key = {k: v for k, v in row.items() if k != "key_hash"}
     key["scopes"] = from_json(row["scopes"])
     return key
+
+
+def brand_event(by: By, before: dict[str, Any] | None, after: dict[str, Any] | None) -> Draft:
+    """The brand.created (no ``before``) or brand.deleted (no ``after``) event of a brand row."""
+    row = after or before
+    assert row is not None
+    type_ = "brand.created" if after is not None else "brand.deleted"
+    return Draft(type_, row["organization_id"], by, {"brand": {"from": before, "to": after}})
 
 
 def new_brand_row(*, org_id: str, status: str, campaigns: int) -> dict[str, Any]:
@@ -199,41 +254,68 @@ def new_brand_row(*, org_id: str, status: str, campaigns: int) -> dict[str, Any]
     }
 
 
-def new_event_row(
-    *,
-    type_: str,
-    org_id: str,
-    actor: dict[str, Any],
-    surface: str,
-    request_id: str | None,
-    changes: dict[str, Any],
-    attestation: str | None,
-    at: str | None,
-    prev_hash: str | None,
-) -> dict[str, Any]:
+def new_event_row(draft: Draft, prev_hash: str | None) -> dict[str, Any]:
     """A new audit event's row (JSON columns as text), chained to ``prev_hash`` and hashed
     (see storage.audit_chain)."""
     row = {
         "id": str(ULID()),
-        "type": type_,
-        "organization_id": org_id,
-        "actor": to_json(actor),
-        "surface": surface,
-        "request_id": request_id,
-        "changes": to_json(changes),
-        "attestation": attestation,
-        "created_at": at or utcnow(),
+        "type": draft.type,
+        "organization_id": draft.org_id,
+        "actor": to_json(draft.by.actor),
+        "surface": draft.by.surface,
+        "request_id": draft.by.request_id,
+        "changes": to_json(draft.changes),
+        "attestation": draft.attestation,
+        "created_at": draft.at or utcnow(),
         "prev_hash": prev_hash,
     }
     row["hash"] = event_hash(event_from_row({**row, "hash": None}))
     return row
 
 
+def chains_of(rows: Iterable[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Event rows (in seq order) as one list of events per organization, for verification."""
+    chains: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        event = event_from_row(row)
+        chains.setdefault(event["organization_id"], []).append(event)
+    return list(chains.values())
+
+
+#: Above every event's seq: the start of the first page of events.
+END_SEQ = 2**63 - 1
+
+
+def page_of(rows: list[dict[str, Any]], limit: int) -> tuple[list[dict[str, Any]], int | None]:
+    """Up to ``limit + 1`` event rows, newest first, as a page of events and the seq to
+    continue before (None when there are no more)."""
+    next_seq = rows[limit - 1]["seq"] if len(rows) > limit else None
+    return [event_from_row(r) for r in rows[:limit]], next_seq
+
+
+class Planned(NamedTuple):
+    """What ``Store.modify_org`` writes (see ``planned_change``)."""
+
+    wanted: dict[str, Any]
+    attestation: str | None
+    changes: dict[str, Any]
+    row: dict[str, Any]
+
+    def event(self, by: By, org_id: str) -> Draft:
+        """The organization.updated event, stamped with the change it records."""
+        at = self.row["updated_at"]
+        return Draft("organization.updated", org_id, by, self.changes, self.attestation, at)
+
+    def committed(self) -> dict[str, Any]:
+        """The record as this change commits it."""
+        return {**self.wanted, "updated_at": self.row["updated_at"], "version": self.row["version"]}
+
+
 def planned_change(
     current: dict[str, Any],
     mutate: Callable[[dict[str, Any]], tuple[dict[str, Any], str | None]],
     if_version: Callable[[int], bool] | None,
-) -> tuple[dict[str, Any], str | None, dict[str, Any], dict[str, Any]] | None:
+) -> Planned | None:
     """What ``Store.modify_org`` writes over ``current``, in either backend: the wanted record,
     its attestation, the changes (see ``diff``) and the row of its new values (version and
     updated_at set); None when nothing changes. Raises VersionMismatchError when ``if_version``
@@ -247,4 +329,4 @@ def planned_change(
     row = org_to_row(wanted)
     row["updated_at"] = utcnow()
     row["version"] = current["version"] + 1
-    return wanted, attestation, changes, row
+    return Planned(wanted, attestation, changes, row)

@@ -17,6 +17,7 @@ import inspect
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,7 @@ def postgres_server() -> PostgresServer:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _stop_test_loop()
     if _SERVER is not None:
         _SERVER.drop_all()
 
@@ -159,18 +161,47 @@ def query(database: str | Path, statement: str, params: Any = ()) -> list[tuple[
         return list(cursor.fetchall()) if cursor.description else []
 
 
+_LOOP: asyncio.AbstractEventLoop | None = None
+
+
+def test_loop() -> asyncio.AbstractEventLoop:
+    """The one event loop, on a thread of the tests' own, where every ``SyncStore`` starts
+    its store and makes its calls (a PostgreSQL store lives on the loop that started it)."""
+    global _LOOP
+    if _LOOP is None:
+        loop = asyncio.new_event_loop()
+        threading.Thread(target=loop.run_forever, name="test-loop", daemon=True).start()
+        _LOOP = loop
+    return _LOOP
+
+
+def _stop_test_loop() -> None:
+    global _LOOP
+    loop, _LOOP = _LOOP, None
+    if loop is not None:
+        loop.call_soon_threadsafe(loop.stop)
+        while loop.is_running():
+            time.sleep(0.01)
+        loop.close()
+
+
 class SyncStore:
     """A store's async interface called synchronously, for tests arranging and re-reading
-    state: each call runs to completion on an event loop of its own."""
+    state: started on ``test_loop``, where each call then runs to completion."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._run(store.start())
+
+    @staticmethod
+    def _run(call: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(call, test_loop()).result()
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self.store, name)
         if not inspect.iscoroutinefunction(attribute):
             return attribute
-        return lambda *args, **kwargs: asyncio.run(attribute(*args, **kwargs))
+        return lambda *args, **kwargs: self._run(attribute(*args, **kwargs))
 
 
 def sync_store(location: str | Path, **options: Any) -> SyncStore:

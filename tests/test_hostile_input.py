@@ -273,8 +273,11 @@ def test_unexpected_query_parameters_and_hostile_paths(
     assert snapshot(store, org["id"]) == before
 
 
-def asgi_get(app, path: str, headers: list[tuple[bytes, bytes]]) -> tuple[int, dict[str, str]]:
-    """Drive the ASGI app directly, with header bytes no HTTP client library would send."""
+def asgi_get(
+    client, app, path: str, headers: list[tuple[bytes, bytes]]
+) -> tuple[int, dict[str, str]]:
+    """Drive the ASGI app directly, with header bytes no HTTP client library would send, on
+    the loop of the test client that started it (its store lives there)."""
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -297,7 +300,7 @@ def asgi_get(app, path: str, headers: list[tuple[bytes, bytes]]) -> tuple[int, d
     async def send(message: dict) -> None:
         sent.append(message)
 
-    asyncio.run(app(scope, receive, send))
+    client.portal.call(app, scope, receive, send)
     start = sent[0]
     return start["status"], {k.decode(): v.decode("latin-1") for k, v in start["headers"]}
 
@@ -312,7 +315,7 @@ def test_a_hostile_request_id_is_replaced_by_a_ulid(shared, request_id) -> None:
         (b"authorization", f"Bearer {shared['creds']['key']}".encode()),
         (b"x-request-id", request_id),
     ]
-    status, answer = asgi_get(shared["app"], "/v1/organization", headers)
+    status, answer = asgi_get(shared["client"], shared["app"], "/v1/organization", headers)
     TRIED.append(f"x-request-id {request_id[:20]!r}")
     assert status == 200
     assert len(answer["x-request-id"]) == ULID_LENGTH

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -76,15 +77,17 @@ def public_pem(private_key: Any) -> bytes:
 
 @pytest.fixture
 def app_with(tmp_path: Path) -> Iterator[Callable[[Config], Any]]:
-    """Build extra apps from a config; yields a factory returning (test client, store)."""
+    """Build extra apps from a config; yields a factory returning (test client, store). Each
+    client is started (the app's lifespan starts its store) and stopped after the test."""
     stores = []
+    with contextlib.ExitStack() as started:
 
-    def build(config: Config):
-        store = sync_store(config.database)
-        stores.append(store)
-        return create_app(config).test_client(), store
+        def build(config: Config):
+            store = sync_store(config.database)
+            stores.append(store)
+            return started.enter_context(create_app(config).test_client()), store
 
-    yield build
+        yield build
     for store in stores:
         store.close()
 

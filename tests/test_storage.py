@@ -128,6 +128,26 @@ def test_migrate_from_another_store_on_the_same_file_is_a_no_op(store, org, path
         second.close()
 
 
+def test_only_operator_fields_are_set_on_every_backend(store, org):
+    """Regression (issue 17): only the PostgreSQL store refused a field other than plan,
+    throughput tier and tenant type; nothing is written."""
+    before = snapshot(store, org["id"])
+    with pytest.raises(ValueError, match="not operator fields"):
+        store.set_operator_fields(org["id"], {"name": "Renamed"}, OPERATOR)
+    assert snapshot(store, org["id"]) == before
+
+
+def test_an_id_holding_nul_names_no_record_on_every_backend(store):
+    """Regression (issue 17): only the PostgreSQL store treated an id holding NUL as naming
+    no record."""
+    with pytest.raises(NotFoundError):
+        store.get_org("a\x00b")
+    with pytest.raises(NotFoundError):
+        store.revoke_key("key_\x00", OPERATOR)
+    assert store.find_org_by_name("a\x00b") is None
+    assert store.list_events("a\x00b", limit=5) == ([], None)
+
+
 def test_unmigrated_database_is_not_ready(fresh):
     """/readyz's check fails until the schema is current."""
     assert fresh.is_ready() is False
@@ -279,6 +299,7 @@ def test_concurrent_tasks_on_one_store_never_lose_an_update(store, org, path):
 
     async def main() -> None:
         shared = open_store(path)
+        await shared.start()
         modify = partial(shared.modify_org, actor=OPERATOR, surface="v1", request_id=None)
         try:
             writes = (modify(org["id"], change(i)) for i in range(len(CHANGES)))

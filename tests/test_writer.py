@@ -23,6 +23,7 @@ import pytest
 from conftest import OPERATOR, sync_store
 from storage import StorageUnavailable, open_store
 from storage.key_usage import KeyUsage
+from storage.records import By, planned_change
 from storage.sqlite import audit, organizations
 from storage.sqlite.connection import WriteLock, connect
 from storage.sqlite.writer import Writer
@@ -78,9 +79,8 @@ def named(name: str) -> Callable[[dict[str, Any]], tuple[dict[str, Any], None]]:
 
 def rename(org_id: str, name: str) -> Callable[[Any], Any]:
     """A job renaming the organization, as modify_org submits it."""
-    return lambda db: organizations.modify(
-        db, org_id, named(name), actor=OPERATOR, surface="v1", request_id=name, if_version=None
-    )
+    plan = partial(planned_change, mutate=named(name), if_version=None)
+    return lambda db: organizations.modify(db, org_id, plan, By(OPERATOR, "v1", name))
 
 
 def state(path: Path, org_id: str) -> tuple[str, int, list[str], int]:
@@ -194,6 +194,19 @@ def test_a_failed_commit_fails_every_job_of_the_batch(new_writer, path, org_id):
     assert failures(batch) == [StorageUnavailable] * 4
     assert state(path, org_id) == ("Start", 1, ["organization.created"], 0)
     assert writer.commits == 1  # only the busy job's batch
+
+
+def test_each_job_of_a_failed_batch_gets_an_exception_of_its_own(new_writer, path, org_id):
+    """Regression (issue 17): one StorageUnavailable instance was raised into every waiter
+    of a failed batch, so their tracebacks grew on one shared object."""
+    writer = new_writer()
+    with busy(writer):
+        batch = [writer.submit(rename(org_id, f"n{i}")) for i in range(3)]
+        batch.append(writer.submit(lambda db: db.execute("PRAGMA defer_foreign_keys = ON")))
+        batch.append(writer.submit(lambda db: db.execute("DELETE FROM organizations")))
+    errors = [f.exception(10) for f in batch]
+    assert all(isinstance(e, StorageUnavailable) for e in errors)
+    assert len({id(e) for e in errors}) == len(batch)
 
 
 def test_a_database_locked_by_another_program_fails_writes_in_bounded_time(

@@ -13,8 +13,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from storage.audit_chain import CHAINED_FIELDS
-from storage.interface import Actor
-from storage.records import event_from_row, new_event_row
+from storage.records import END_SEQ, Draft, chains_of, event_from_row, new_event_row, page_of
 
 _COLUMNS = (*CHAINED_FIELDS, "hash")
 #: ``record``'s default: the previous hash has not been read yet.
@@ -22,37 +21,22 @@ UNREAD = object()
 _INSERT = (
     f"INSERT INTO audit_events ({', '.join(_COLUMNS)}) VALUES ({', '.join('%s' for _ in _COLUMNS)})"
 )
+_PAGE = (
+    "SELECT * FROM audit_events WHERE organization_id = %s AND seq < %s ORDER BY seq DESC LIMIT %s"
+)
 
 
 async def record(
-    conn: AsyncConnection,
-    *,
-    type_: str,
-    org_id: str,
-    actor: Actor,
-    surface: str = "cli",
-    request_id: str | None = None,
-    changes: dict[str, Any],
-    attestation: str | None = None,
-    at: str | None = None,
-    prev_hash: str | object | None = UNREAD,
+    conn: AsyncConnection, draft: Draft, prev_hash: str | object | None = UNREAD
 ) -> dict[str, Any]:
     """Append one event in the open transaction (the organization's row is locked).
 
     ``prev_hash`` is the hash of the organization's newest event when the caller read it under
     the lock already; by default it is read here.
     """
-    row = new_event_row(
-        type_=type_,
-        org_id=org_id,
-        actor=actor,
-        surface=surface,
-        request_id=request_id,
-        changes=changes,
-        attestation=attestation,
-        at=at,
-        prev_hash=await _last_hash(conn, org_id) if prev_hash is UNREAD else prev_hash,
-    )
+    if prev_hash is UNREAD:
+        prev_hash = await _last_hash(conn, draft.org_id)
+    row = new_event_row(draft, prev_hash)
     await conn.execute(_INSERT, [row[c] for c in _COLUMNS])
     return event_from_row(row)
 
@@ -68,31 +52,18 @@ async def _last_hash(conn: AsyncConnection, org_id: str) -> str | None:
 
 async def chain(conn: AsyncConnection, org_id: str | None) -> list[list[dict[str, Any]]]:
     """Every organization's events (or one's), oldest first, one list per organization."""
-    sql = "SELECT * FROM audit_events"
-    params: list[Any] = []
-    if org_id is not None:
-        sql += " WHERE organization_id = %s"
-        params.append(org_id)
-    chains: dict[str, list[dict[str, Any]]] = {}
-    cursor = await conn.execute(sql + " ORDER BY seq", params)
-    async for row in cursor:
-        event = event_from_row(row)
-        chains.setdefault(event["organization_id"], []).append(event)
-    return list(chains.values())
+    if org_id is None:
+        cursor = await conn.execute("SELECT * FROM audit_events ORDER BY seq")
+    else:
+        sql = "SELECT * FROM audit_events WHERE organization_id = %s ORDER BY seq"
+        cursor = await conn.execute(sql, [org_id])
+    return chains_of(await cursor.fetchall())
 
 
 async def page(
     conn: AsyncConnection, org_id: str, *, limit: int, before_seq: int | None
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Events newest first; the page and the seq to continue before, if there are more."""
-    sql = "SELECT * FROM audit_events WHERE organization_id = %s"
-    params: list[Any] = [org_id]
-    if before_seq is not None:
-        sql += " AND seq < %s"
-        params.append(before_seq)
-    sql += " ORDER BY seq DESC LIMIT %s"
-    params.append(limit + 1)
-    cursor = await conn.execute(sql, params)
-    rows = await cursor.fetchall()
-    next_seq = rows[limit - 1]["seq"] if len(rows) > limit else None
-    return [event_from_row(r) for r in rows[:limit]], next_seq
+    before = END_SEQ if before_seq is None else before_seq
+    cursor = await conn.execute(_PAGE, [org_id, before, limit + 1])
+    return page_of(await cursor.fetchall(), limit)

@@ -7,9 +7,8 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from storage.errors import NotFoundError
-from storage.interface import Actor
 from storage.postgresql import audit, organizations
-from storage.records import key_created_changes, key_from_row, new_key_row, utcnow
+from storage.records import By, key_created, key_from_row, key_revoked, new_key_row, utcnow
 
 _COLUMNS = (
     "id",
@@ -26,22 +25,13 @@ _INSERT = (
 )
 
 
-async def create(
-    conn: AsyncConnection,
-    *,
-    org_id: str,
-    key_hash: str,
-    prefix: str,
-    scopes: list[str],
-    actor: Actor,
-) -> dict[str, Any]:
-    """Insert a key (its hash only) and record api_key.created."""
-    row = new_key_row(org_id=org_id, key_hash=key_hash, prefix=prefix, scopes=scopes)
-    await organizations.lock(conn, org_id)
+async def create(conn: AsyncConnection, by: By, fields: dict[str, Any]) -> dict[str, Any]:
+    """Insert a key (``fields``: org_id, key_hash, prefix, scopes; its hash only) and record
+    api_key.created."""
+    row = new_key_row(**fields)
+    await organizations.lock(conn, row["organization_id"])
     await conn.execute(_INSERT, [row[c] for c in _COLUMNS])
-    await audit.record(
-        conn, type_="api_key.created", org_id=org_id, actor=actor, changes=key_created_changes(row)
-    )
+    await audit.record(conn, key_created(by, row))
     return key_from_row(row)
 
 
@@ -54,14 +44,10 @@ async def by_hash(conn: AsyncConnection, key_hash: str) -> dict[str, Any] | None
     return key_from_row(row) if row else None
 
 
-async def revoke(conn: AsyncConnection, key_id: str, actor: Actor) -> dict[str, Any]:
+async def revoke(conn: AsyncConnection, key_id: str, by: By) -> dict[str, Any]:
     """Revoke a key once; records api_key.revoked the first time."""
-    cursor = await conn.execute("SELECT organization_id FROM api_keys WHERE id = %s", [key_id])
-    found = await cursor.fetchone()
-    if found is None:
-        raise NotFoundError(key_id)
     # The organization's lock first, as every write takes it; then the key, as it is now.
-    await organizations.lock(conn, found["organization_id"])
+    await organizations.lock_owner(conn, "api_keys", key_id)
     cursor = await conn.execute(
         f"SELECT {', '.join(_COLUMNS)} FROM api_keys WHERE id = %s", [key_id]
     )
@@ -73,13 +59,7 @@ async def revoke(conn: AsyncConnection, key_id: str, actor: Actor) -> dict[str, 
         await conn.execute(
             "UPDATE api_keys SET revoked_at = %s WHERE id = %s", [row["revoked_at"], key_id]
         )
-        await audit.record(
-            conn,
-            type_="api_key.revoked",
-            org_id=row["organization_id"],
-            actor=actor,
-            changes={"api_key.revoked_at": {"from": None, "to": row["revoked_at"]}},
-        )
+        await audit.record(conn, key_revoked(by, row))
     return key_from_row(row)
 
 

@@ -7,17 +7,20 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from storage.errors import NotFoundError
-from storage.interface import Actor, Mutator, VersionCheck
 from storage.postgresql import audit
 from storage.records import (
     BOOL_FIELDS,
     MUTABLE_FIELDS,
+    OPERATOR_FIELDS,
+    By,
+    Draft,
     new_org_row,
-    org_created_changes,
-    org_from_row,
-    planned_change,
+    operator_changes,
+    org_created,
+    org_from_read,
     utcnow,
 )
+from storage.store import Modified, Planner
 
 _UPDATE_COLUMNS = (*MUTABLE_FIELDS, "updated_at", "version")
 _UPDATE = (
@@ -64,6 +67,17 @@ async def lock(conn: AsyncConnection, org_id: str) -> None:
         raise NotFoundError(org_id)
 
 
+async def lock_owner(conn: AsyncConnection, table: str, record_id: str) -> None:
+    """Lock the organization owning ``record_id`` of ``table`` (a key's, a brand's), as
+    ``lock``; raises NotFoundError when there is no such record."""
+    sql = f"SELECT organization_id FROM {table} WHERE id = %s"  # table: one of ours
+    cursor = await conn.execute(sql, [record_id])
+    found = await cursor.fetchone()
+    if found is None:
+        raise NotFoundError(record_id)
+    await lock(conn, found["organization_id"])
+
+
 async def read(conn: AsyncConnection, org_id: str) -> dict[str, Any]:
     """The full record of one organization; raises NotFoundError."""
     cursor = await conn.execute(_READ, [org_id])
@@ -83,14 +97,7 @@ async def read_locked(conn: AsyncConnection, org_id: str) -> tuple[dict[str, Any
 def _record(record: dict[str, Any] | None, org_id: str) -> dict[str, Any]:
     if record is None:
         raise NotFoundError(org_id)
-    registration = {
-        "brand": record.pop("brand"),
-        "brand_count": record.pop("brand_count"),
-        "campaign_count": record.pop("campaign_count"),
-    }
-    org = org_from_row(record)
-    org["registration_status"] = registration
-    return org
+    return org_from_read(record)
 
 
 async def find_by_name(conn: AsyncConnection, name: str) -> dict[str, Any] | None:
@@ -102,89 +109,44 @@ async def find_by_name(conn: AsyncConnection, name: str) -> dict[str, Any] | Non
     return await read(conn, row["id"]) if row else None
 
 
-async def create(
-    conn: AsyncConnection,
-    *,
-    name: str,
-    actor: Actor,
-    surface: str,
-    tenant_type: str,
-    plan: str,
-    throughput_tier: int,
-    request_id: str | None,
-) -> dict[str, Any]:
-    """Insert an organization with every default and record organization.created."""
-    now = utcnow()
-    row = new_org_row(
-        name=name, plan=plan, throughput_tier=throughput_tier, tenant_type=tenant_type, now=now
-    )
-    for field in BOOL_FIELDS:
-        row[field] = bool(row[field])
+async def create(conn: AsyncConnection, by: By, fields: dict[str, Any]) -> dict[str, Any]:
+    """Insert an organization with every default but ``fields`` (name, plan, throughput tier,
+    tenant type) and record organization.created, its first event."""
+    row = _booleans(new_org_row(**fields))
     # No lock: no other transaction sees the row, or can append its events, before COMMIT.
     await conn.execute(_INSERT, [row[c] for c in _INSERT_COLUMNS])
     org = await read(conn, row["id"])
-    await audit.record(
-        conn,
-        type_="organization.created",
-        org_id=row["id"],
-        actor=actor,
-        surface=surface,
-        request_id=request_id,
-        changes=org_created_changes(org),
-        at=now,
-        prev_hash=None,  # its first event
-    )
+    await audit.record(conn, org_created(by, org), prev_hash=None)
     return org
 
 
-async def modify(
-    conn: AsyncConnection,
-    org_id: str,
-    mutate: Mutator,
-    *,
-    actor: Actor,
-    surface: str,
-    request_id: str | None,
-    if_version: VersionCheck | None,
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
+async def modify(conn: AsyncConnection, org_id: str, plan: Planner, by: By) -> Modified:
     """Lock, read, check, change and audit one organization (see Store.modify_org)."""
     current, last_hash = await read_locked(conn, org_id)  # the latest committed version
-    planned = planned_change(current, mutate, if_version)
+    planned = plan(current)
     if planned is None:
         return current, None
-    wanted, attestation, changes, row = planned
+    row = _booleans(planned.row)
+    await conn.execute(_UPDATE, [*(row[c] for c in _UPDATE_COLUMNS), org_id])
+    event = await audit.record(conn, planned.event(by, org_id), prev_hash=last_hash)
+    return planned.committed(), event
+
+
+def _booleans(row: dict[str, Any]) -> dict[str, Any]:
+    """A row with its 0/1 fields as the booleans PostgreSQL stores."""
     for field in BOOL_FIELDS:
         row[field] = bool(row[field])
-    await conn.execute(_UPDATE, [*(row[c] for c in _UPDATE_COLUMNS), org_id])
-    event = await audit.record(
-        conn,
-        type_="organization.updated",
-        org_id=org_id,
-        actor=actor,
-        surface=surface,
-        request_id=request_id,
-        changes=changes,
-        attestation=attestation,
-        at=row["updated_at"],
-        prev_hash=last_hash,
-    )
-    return {**wanted, "updated_at": row["updated_at"], "version": row["version"]}, event
-
-
-#: The operator-only fields ``set_operator_fields`` may change (never from a request).
-OPERATOR_FIELDS = ("plan", "throughput_tier", "tenant_type")
+    return row
 
 
 async def set_operator_fields(
-    conn: AsyncConnection, org_id: str, fields: dict[str, Any], actor: Actor
+    conn: AsyncConnection, org_id: str, fields: dict[str, Any], by: By
 ) -> dict[str, Any]:
-    """Change plan, throughput tier or tenant type, with an organization.updated event."""
-    unknown = set(fields) - set(OPERATOR_FIELDS)
-    if unknown:
-        raise ValueError(f"not operator fields: {sorted(unknown)}")
+    """Lock the organization, then change its operator fields (``OPERATOR_FIELDS``, checked by
+    the Store), with an organization.updated event."""
     await lock(conn, org_id)
     current = await read(conn, org_id)
-    changes = {k: {"from": current[k], "to": v} for k, v in fields.items() if current[k] != v}
+    changes = operator_changes(current, fields)
     if not changes:
         return current
     now = utcnow()
@@ -195,7 +157,5 @@ async def set_operator_fields(
         " WHERE id = %s",
         [*(fields[k] for k in names), now, org_id],
     )
-    await audit.record(
-        conn, type_="organization.updated", org_id=org_id, actor=actor, changes=changes, at=now
-    )
+    await audit.record(conn, Draft("organization.updated", org_id, by, changes, at=now))
     return await read(conn, org_id)

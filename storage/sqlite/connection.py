@@ -5,12 +5,18 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+import stat
 import threading
 from concurrent.futures import Future, wait
 from pathlib import Path
 from urllib.parse import quote
 
 from sqlite_utils import Database
+
+from storage.errors import StorageUnavailable
+
+#: The first 16 bytes of every SQLite 3 database file.
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def connect(path: str | Path, busy_timeout: float, *, create: bool = False) -> Database:
@@ -36,6 +42,45 @@ def connect(path: str | Path, busy_timeout: float, *, create: bool = False) -> D
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     return Database(conn)
+
+
+def unavailable(exc: sqlite3.Error) -> StorageUnavailable:
+    """The client-facing fault for a database error, by SQLite's primary result code (never
+    the driver's own text): ``SQLITE_BUSY_TIMEOUT`` is a busy database, ``SQLITE_FULL`` a full
+    disk, and so on."""
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    primary = "_".join(name.split("_")[:2])  # SQLITE_IOERR_WRITE -> SQLITE_IOERR
+    if primary == "SQLITE_CANTOPEN":
+        return StorageUnavailable("the database file is missing", retry_after=5)
+    if primary == "SQLITE_FULL":
+        return StorageUnavailable("the database disk is full", retry_after=5)
+    if primary in ("SQLITE_BUSY", "SQLITE_LOCKED"):
+        return StorageUnavailable("the database is busy")
+    return StorageUnavailable("the database cannot be written", retry_after=5)
+
+
+def check_database_file(path: Path, label: str) -> None:
+    """Refuse (ValueError, naming ``label``) a database path that is a directory or a file
+    other than an SQLite database; a missing or empty file is a new database."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return  # a new database; its directory is made when it is opened
+    except OSError as exc:
+        raise ValueError(f"cannot use {label} {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ValueError(f"{label} {path} is a directory")
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{label} {path} is not a regular file")
+    if info.st_size == 0:
+        return  # SQLite makes an empty file a new database
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise ValueError(f"cannot read {label} {path}: {exc.strerror or exc}") from None
+    if header != SQLITE_HEADER:
+        raise ValueError(f"{label} {path} is not an SQLite database")
 
 
 FileIdentity = tuple[int, int]

@@ -7,21 +7,17 @@ from typing import Any
 from sqlite_utils import Database
 
 from storage.errors import NotFoundError
-from storage.interface import Actor
-from storage.records import key_created_changes, key_from_row, new_key_row, utcnow
+from storage.records import By, key_created, key_from_row, key_revoked, new_key_row, utcnow
 from storage.sqlite import audit, organizations
 
 
-def create(
-    db: Database, *, org_id: str, key_hash: str, prefix: str, scopes: list[str], actor: Actor
-) -> dict[str, Any]:
-    """Insert a key (its hash only) and record api_key.created."""
-    row = new_key_row(org_id=org_id, key_hash=key_hash, prefix=prefix, scopes=scopes)
-    organizations.read(db, org_id)
+def create(db: Database, by: By, fields: dict[str, Any]) -> dict[str, Any]:
+    """Insert a key (``fields``: org_id, key_hash, prefix, scopes; its hash only) and record
+    api_key.created."""
+    row = new_key_row(**fields)
+    organizations.read(db, row["organization_id"])
     db["api_keys"].insert(row)
-    audit.record(
-        db, type_="api_key.created", org_id=org_id, actor=actor, changes=key_created_changes(row)
-    )
+    audit.record(db, key_created(by, row))
     return key_from_row(row)
 
 
@@ -34,7 +30,7 @@ def by_hash(db: Database, key_hash: str) -> dict[str, Any] | None:
     return key_from_row(dict(zip((c[0] for c in cursor.description), row, strict=True)))
 
 
-def revoke(db: Database, key_id: str, actor: Actor) -> dict[str, Any]:
+def revoke(db: Database, key_id: str, by: By) -> dict[str, Any]:
     """Revoke a key once; records api_key.revoked the first time."""
     rows = list(db.query("SELECT * FROM api_keys WHERE id = ?", [key_id]))
     if not rows:
@@ -43,13 +39,7 @@ def revoke(db: Database, key_id: str, actor: Actor) -> dict[str, Any]:
     if row["revoked_at"] is None:
         row["revoked_at"] = utcnow()
         db["api_keys"].update(key_id, {"revoked_at": row["revoked_at"]})
-        audit.record(
-            db,
-            type_="api_key.revoked",
-            org_id=row["organization_id"],
-            actor=actor,
-            changes={"api_key.revoked_at": {"from": None, "to": row["revoked_at"]}},
-        )
+        audit.record(db, key_revoked(by, row))
     return key_from_row(row)
 
 

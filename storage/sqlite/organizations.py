@@ -7,16 +7,18 @@ from typing import Any
 from sqlite_utils import Database
 
 from storage.errors import NotFoundError
-from storage.interface import Actor, Mutator, VersionCheck
 from storage.records import (
     MUTABLE_FIELDS,
+    By,
+    Draft,
     new_org_row,
-    org_created_changes,
-    org_from_row,
-    planned_change,
+    operator_changes,
+    org_created,
+    org_from_read,
     utcnow,
 )
 from storage.sqlite import audit
+from storage.store import Modified, Planner
 
 _UPDATE_COLUMNS = (*MUTABLE_FIELDS, "updated_at", "version")
 _UPDATE = f"UPDATE organizations SET {', '.join(f'{c} = ?' for c in _UPDATE_COLUMNS)} WHERE id = ?"
@@ -43,15 +45,7 @@ def read(db: Database, org_id: str) -> dict[str, Any]:
     row = cursor.fetchone()
     if row is None:
         raise NotFoundError(org_id)
-    record = dict(zip((c[0] for c in cursor.description), row, strict=True))
-    registration = {
-        "brand": record.pop("brand"),
-        "brand_count": record.pop("brand_count"),
-        "campaign_count": record.pop("campaign_count"),
-    }
-    org = org_from_row(record)
-    org["registration_status"] = registration
-    return org
+    return org_from_read(dict(zip((c[0] for c in cursor.description), row, strict=True)))
 
 
 def find_by_name(db: Database, name: str) -> dict[str, Any] | None:
@@ -62,81 +56,37 @@ def find_by_name(db: Database, name: str) -> dict[str, Any] | None:
     return read(db, rows[0]["id"]) if rows else None
 
 
-def create(
-    db: Database,
-    *,
-    name: str,
-    actor: Actor,
-    surface: str,
-    tenant_type: str,
-    plan: str,
-    throughput_tier: int,
-    request_id: str | None,
-) -> dict[str, Any]:
-    """Insert an organization with every default and record organization.created."""
-    now = utcnow()
-    row = new_org_row(
-        name=name, plan=plan, throughput_tier=throughput_tier, tenant_type=tenant_type, now=now
-    )
+def create(db: Database, by: By, fields: dict[str, Any]) -> dict[str, Any]:
+    """Insert an organization with every default but ``fields`` (name, plan, throughput tier,
+    tenant type) and record organization.created."""
+    row = new_org_row(**fields)
     db["organizations"].insert(row)
     org = read(db, row["id"])
-    audit.record(
-        db,
-        type_="organization.created",
-        org_id=row["id"],
-        actor=actor,
-        surface=surface,
-        request_id=request_id,
-        changes=org_created_changes(org),
-        at=now,
-    )
+    audit.record(db, org_created(by, org))
     return org
 
 
-def modify(
-    db: Database,
-    org_id: str,
-    mutate: Mutator,
-    *,
-    actor: Actor,
-    surface: str,
-    request_id: str | None,
-    if_version: VersionCheck | None,
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def modify(db: Database, org_id: str, plan: Planner, by: By) -> Modified:
     """Read, check, change and audit one organization (see Store.modify_org)."""
     current = read(db, org_id)
-    planned = planned_change(current, mutate, if_version)
+    planned = plan(current)
     if planned is None:
         return current, None
-    wanted, attestation, changes, row = planned
-    db.execute(_UPDATE, [*(row[c] for c in _UPDATE_COLUMNS), org_id])
-    event = audit.record(
-        db,
-        type_="organization.updated",
-        org_id=org_id,
-        actor=actor,
-        surface=surface,
-        request_id=request_id,
-        changes=changes,
-        attestation=attestation,
-        at=row["updated_at"],  # the event is stamped with the change it records
-    )
-    return {**wanted, "updated_at": row["updated_at"], "version": row["version"]}, event
+    db.execute(_UPDATE, [*(planned.row[c] for c in _UPDATE_COLUMNS), org_id])
+    return planned.committed(), audit.record(db, planned.event(by, org_id))
 
 
 def set_operator_fields(
-    db: Database, org_id: str, fields: dict[str, Any], actor: Actor
+    db: Database, org_id: str, fields: dict[str, Any], by: By
 ) -> dict[str, Any]:
     """Change plan, throughput tier or tenant type, with an organization.updated event."""
     current = read(db, org_id)
-    changes = {k: {"from": current[k], "to": v} for k, v in fields.items() if current[k] != v}
+    changes = operator_changes(current, fields)
     if not changes:
         return current
     now = utcnow()
     db["organizations"].update(
         org_id, {**fields, "updated_at": now, "version": current["version"] + 1}
     )
-    audit.record(
-        db, type_="organization.updated", org_id=org_id, actor=actor, changes=changes, at=now
-    )
+    audit.record(db, Draft("organization.updated", org_id, by, changes, at=now))
     return read(db, org_id)

@@ -1,4 +1,4 @@
-"""The SQLite backend of ``storage.interface.Store``: reads on a small thread pool, writes on
+"""The SQLite backend of ``storage.store.Store``: reads on a small thread pool, writes on
 the group-commit writer thread. Nothing here runs a database call on the caller's event loop."""
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
-from storage.audit_chain import verdict
+import storage.sqlite
 from storage.errors import StorageUnavailable
-from storage.interface import Actor, Mutator, StorageObserver, VersionCheck
 from storage.key_usage import KeyUsage
-from storage.sqlite import audit, brands, keys, migrations, organizations
-from storage.sqlite.connection import WriteLock, connect, file_identity
-from storage.sqlite.writer import Writer, unavailable
+from storage.sqlite import audit, migrations
+from storage.sqlite.connection import WriteLock, connect, file_identity, unavailable
+from storage.sqlite.writer import Writer
+from storage.store import Store
 
 T = TypeVar("T")
 
@@ -35,8 +35,10 @@ MIN_FREE_BYTES = 256 * 1024
 READER_THREADS = 4
 
 
-class SqliteStore:
+class SqliteStore(Store):
     """One SQLite database file; see the module docstring."""
+
+    sql = storage.sqlite
 
     def __init__(
         self,
@@ -46,18 +48,18 @@ class SqliteStore:
         key_usage: KeyUsage | None = None,
         create: bool = True,
     ) -> None:
+        super().__init__(wait_seconds=wait_seconds, key_usage=key_usage)
         self.path = Path(path)
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.wait_seconds = wait_seconds
         self._lock = WriteLock(self.path)
-        self._key_usage = key_usage or KeyUsage()
         self._writer = Writer(
             self.path,
             lambda first: connect(self.path, wait_seconds, create=create and first),
             self._lock,
             wait_seconds,
             self._key_usage,
+            self._observers,
         )
         self._readers = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="reader")
         self._local = threading.local()
@@ -98,17 +100,28 @@ class SqliteStore:
             error = unavailable(exc)
         except StorageUnavailable as exc:
             error = exc
-        for observer in self._writer.observers:
-            observer.database_error(error.reason)
-        raise error
+        raise self._fault(error)
 
-    async def _read(self, fn: Callable[[Database], T]) -> T:
+    async def _read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(db, ...)`` on a reader thread (WAL: never waits for the writer)."""
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + self.wait_seconds
-        return await loop.run_in_executor(self._readers, self._run_read, fn, deadline)
+        work = _bound(fn, args, kwargs)
+        return await loop.run_in_executor(self._readers, self._run_read, work, deadline)
 
-    async def _write(self, fn: Callable[[Database], T], *, transactional: bool = True) -> T:
-        return await asyncio.wrap_future(self._writer.submit(fn, transactional=transactional))
+    async def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(db, ...)`` in its own savepoint of the writer's next group commit."""
+        work = _bound(fn, args, kwargs)
+        return await asyncio.wrap_future(self._writer.submit(work))
+
+    async def _audit_chains(self, org_id: str | None) -> list[list[dict[str, Any]]]:
+        """Every chain (or one) in one read transaction: one snapshot across them all."""
+
+        def chains(db: Database) -> list[list[dict[str, Any]]]:
+            with db.atomic():
+                return audit.chain(db, org_id)
+
+        return await self._read(chains)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -125,7 +138,9 @@ class SqliteStore:
             version = await self._read(migrations.schema_version)
             if version == migrations.latest_version():
                 return version
-        return await self._write(migrations.migrate, transactional=False)
+        return await asyncio.wrap_future(
+            self._writer.submit(migrations.migrate, transactional=False)
+        )
 
     async def is_ready(self) -> bool:
         """True when the database answers within the bounded wait, fully migrated, and takes
@@ -146,11 +161,11 @@ class SqliteStore:
         )
 
     async def close(self) -> None:
-        """Write pending key uses, stop the writer, close every connection."""
-        await asyncio.to_thread(self.close_now)
+        """Write pending key uses, stop the writer, close every connection; closing twice does
+        nothing."""
+        await asyncio.to_thread(self._close)
 
-    def close_now(self) -> None:
-        """``close`` for callers without an event loop; closing twice does nothing."""
+    def _close(self) -> None:
         if self._closed:
             return
         self._closed = True
@@ -162,133 +177,16 @@ class SqliteStore:
             db.close()
         self._lock.close()
 
-    def add_observer(self, observer: StorageObserver) -> None:
-        """Tell ``observer`` about every committed batch and every database fault."""
-        self._writer.observers.append(observer)
-
-    # -- organizations ------------------------------------------------------------------------
-
-    async def create_org(
-        self,
-        *,
-        name: str,
-        actor: Actor,
-        surface: str = "cli",
-        tenant_type: str = "commercial",
-        plan: str = "payg",
-        throughput_tier: int = 1,
-        request_id: str | None = None,
-    ) -> dict[str, Any]:
-        """Create an organization with every default, and its organization.created event."""
-        return await self._write(
-            lambda db: organizations.create(
-                db,
-                name=name,
-                actor=actor,
-                surface=surface,
-                tenant_type=tenant_type,
-                plan=plan,
-                throughput_tier=throughput_tier,
-                request_id=request_id,
-            )
-        )
-
-    async def get_org(self, org_id: str) -> dict[str, Any]:
-        """The full organization record; raises NotFoundError."""
-        return await self._read(lambda db: organizations.read(db, org_id))
-
-    async def find_org_by_name(self, name: str) -> dict[str, Any] | None:
-        """The oldest organization with exactly this name, if any."""
-        return await self._read(lambda db: organizations.find_by_name(db, name))
-
-    async def modify_org(
-        self,
-        org_id: str,
-        mutate: Mutator,
-        *,
-        actor: Actor,
-        surface: str,
-        request_id: str | None,
-        if_version: VersionCheck | None = None,
-    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """Apply ``mutate`` to the current record in one transaction (see the interface)."""
-        return await self._write(
-            lambda db: organizations.modify(
-                db,
-                org_id,
-                mutate,
-                actor=actor,
-                surface=surface,
-                request_id=request_id,
-                if_version=if_version,
-            )
-        )
-
-    async def set_operator_fields(
-        self, org_id: str, fields: dict[str, Any], actor: Actor
-    ) -> dict[str, Any]:
-        """Change operator-only fields (plan, throughput tier, tenant type) with an event."""
-        return await self._write(
-            lambda db: organizations.set_operator_fields(db, org_id, fields, actor)
-        )
-
-    # -- API keys -----------------------------------------------------------------------------
-
-    async def create_key(
-        self, *, org_id: str, key_hash: str, prefix: str, scopes: list[str], actor: Actor
-    ) -> dict[str, Any]:
-        """Store a new key's hash and record api_key.created."""
-        return await self._write(
-            lambda db: keys.create(
-                db, org_id=org_id, key_hash=key_hash, prefix=prefix, scopes=scopes, actor=actor
-            )
-        )
-
-    async def key_by_hash(self, key_hash: str) -> dict[str, Any] | None:
-        """The key stored under this SHA-256 hash, revoked or not."""
-        return await self._read(lambda db: keys.by_hash(db, key_hash))
-
-    async def revoke_key(self, key_id: str, actor: Actor) -> dict[str, Any]:
-        """Revoke a key (idempotent); records api_key.revoked the first time."""
-        return await self._write(lambda db: keys.revoke(db, key_id, actor))
-
     def note_key_use(self, key_id: str) -> None:
         """Remember that a key was used now (written in batches; see storage.key_usage)."""
         self._writer.ensure_started()  # it writes the batches
-        self._key_usage.note(key_id)
+        super().note_key_use(key_id)
 
-    # -- brands -------------------------------------------------------------------------------
 
-    async def create_brand(
-        self, *, org_id: str, status: str, campaigns: int, actor: Actor
-    ) -> dict[str, Any]:
-        """Register a brand for an organization and record brand.created."""
-        return await self._write(
-            lambda db: brands.create(
-                db, org_id=org_id, status=status, campaigns=campaigns, actor=actor
-            )
-        )
-
-    async def delete_brand(self, brand_id: str, actor: Actor) -> dict[str, Any]:
-        """Delete a brand and record brand.deleted."""
-        return await self._write(lambda db: brands.delete(db, brand_id, actor))
-
-    # -- audit --------------------------------------------------------------------------------
-
-    async def list_events(
-        self, org_id: str, *, limit: int, before_seq: int | None = None
-    ) -> tuple[list[dict[str, Any]], int | None]:
-        """Events newest first; the page and the position to continue before, if any."""
-        return await self._read(
-            lambda db: audit.page(db, org_id, limit=limit, before_seq=before_seq)
-        )
-
-    async def verify_audit(self, org_id: str | None = None) -> dict[str, Any]:
-        """Recompute the hash chains (see the interface); one consistent read."""
-
-        def check(db: Database) -> dict[str, Any]:
-            with db.atomic():  # one snapshot across every organization's chain
-                chains = audit.chain(db, org_id)
-            return verdict(chains)
-
-        return await self._read(check)
+def _bound(
+    fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Callable[[Database], T]:
+    """``fn`` with its arguments, waiting for the connection (every SQL function's first)."""
+    if not args and not kwargs:
+        return fn
+    return lambda db: fn(db, *args, **kwargs)

@@ -31,10 +31,10 @@ from typing import Any
 from sqlite_utils import Database
 
 from storage.errors import StorageUnavailable
-from storage.interface import StorageObserver
 from storage.key_usage import KeyUsage
 from storage.sqlite import keys
-from storage.sqlite.connection import FileIdentity, WriteLock, file_identity
+from storage.sqlite.connection import FileIdentity, WriteLock, file_identity, unavailable
+from storage.store import StorageObserver
 
 #: The writer connection checkpoints by itself only past this many WAL pages (about 40 MB): a
 #: safety net in case the background checkpointer falls behind.
@@ -59,22 +59,13 @@ _FLUSH = object()
 
 #: How often a failing writer tries a write of its own (see Writer.failing).
 PROBE_INTERVAL_SECONDS = 1.0
-#: Faults that are someone else's write in progress, not the database's own state.
-TRANSIENT = frozenset({"the database is busy", "another writer holds the database"})
-
-REPLACED = StorageUnavailable("the database file was removed or replaced", retry_after=5)
-
-
-def unavailable(exc: sqlite3.Error) -> StorageUnavailable:
-    """The client-facing reason for a database fault (never the driver's own text)."""
-    text = str(exc).lower()
-    if "unable to open" in text:
-        return StorageUnavailable("the database file is missing", retry_after=5)
-    if "full" in text:
-        return StorageUnavailable("the database disk is full", retry_after=5)
-    if "locked" in text or "busy" in text:
-        return StorageUnavailable("the database is busy")
-    return StorageUnavailable("the database cannot be written", retry_after=5)
+#: Why a write failed, when it is someone else's write in progress rather than the database's
+#: own state: the job could not start in time behind our own batches (BUSY) or behind another
+#: process holding the write lock (HELD).
+BUSY = "the database is busy"
+HELD = "another writer holds the database"
+TRANSIENT = frozenset({BUSY, HELD})
+REPLACED = "the database file was removed or replaced"
 
 
 class Writer:
@@ -87,6 +78,7 @@ class Writer:
         lock: WriteLock,
         wait_seconds: float,
         key_usage: KeyUsage,
+        observers: list[StorageObserver] | None = None,
     ) -> None:
         self._path = path
         self._connect = connect
@@ -101,7 +93,9 @@ class Writer:
         self.commits = 0
         self.jobs = 0
         #: Told about each committed batch and each database fault (metrics).
-        self.observers: list[StorageObserver] = []
+        self.observers: list[StorageObserver] = [] if observers is None else observers
+        #: When the write lock was last not had in time (another process held it throughout).
+        self._lock_missed = float("-inf")
         #: Why the last write failed for a fault of the database itself (full, unwritable,
         #: removed), until a COMMIT succeeds again; None while writes commit. Meanwhile the
         #: thread probes once a second, so the store reports ready again by itself.
@@ -198,11 +192,15 @@ class Writer:
         self._fail_started([j for j in jobs if j.future.set_running_or_notify_cancel()], error)
 
     def _fail_started(self, jobs: list[Job], error: StorageUnavailable) -> None:
-        """Fail started jobs with a database fault, telling the observers."""
+        """Fail started jobs with a database fault, telling the observers. Each job gets an
+        exception of its own: one instance raised in many callers would share (and grow) one
+        traceback."""
         if error.reason not in TRANSIENT:
             self.failing = error.reason
         for job in jobs:
-            job.future.set_exception(error)
+            own = StorageUnavailable(error.reason, error.retry_after)
+            own.__cause__ = error.__cause__
+            job.future.set_exception(own)
             for observer in self.observers:
                 observer.database_error(error.reason)
 
@@ -214,7 +212,10 @@ class Writer:
             if not job.future.set_running_or_notify_cancel():
                 continue  # the caller went away before it started
             if now > job.deadline:
-                self._fail_started([job], StorageUnavailable("the database is busy"))
+                # Late because the writer waited out another process's lock meanwhile (for an
+                # earlier batch, or a key-use flush), or behind our own batches.
+                held = self._lock_missed >= job.submitted
+                self._fail_started([job], StorageUnavailable(HELD if held else BUSY))
             else:
                 live.append(job)
         return live
@@ -222,9 +223,10 @@ class Writer:
     def _take_lock(self, jobs: list[Job]) -> list[Job] | None:
         """Take the write lock for as long as the last job's deadline allows; the jobs still
         within their own deadline once it is held (None, all failed, when it was not)."""
-        busy = StorageUnavailable("another writer holds the database")
+        busy = StorageUnavailable(HELD)
         deadline = max((j.deadline for j in jobs), default=time.monotonic() + self.wait_seconds)
         if not self._lock.acquire(max(0.0, deadline - time.monotonic())):
+            self._lock_missed = time.monotonic()
             self._fail_started(jobs, busy)
             return None
         now = time.monotonic()
@@ -270,6 +272,7 @@ class Writer:
             with contextlib.suppress(sqlite3.Error):
                 db.rollback()
             error = unavailable(exc)
+            error.__cause__ = exc
             self._fail_started(jobs, error)
             self._key_usage.put_back(touches)
             return False
@@ -278,7 +281,7 @@ class Writer:
         if file_identity(self._path) != identity:
             # Committed to a file that is no longer the database: not a write anyone may count
             # on, so nobody is told it succeeded.
-            self._fail_started(jobs, REPLACED)
+            self._fail_started(jobs, StorageUnavailable(REPLACED, retry_after=5))
             return False
         self.commits += 1
         self.jobs += len(jobs)
@@ -296,6 +299,7 @@ class Writer:
     def _probe(self, db: Database, identity: FileIdentity | None) -> None:
         """While failing: one small real write; its COMMIT succeeding ends the failure."""
         if not self._lock.acquire(self.wait_seconds):
+            self._lock_missed = time.monotonic()
             return
         try:
             db.execute("BEGIN IMMEDIATE")

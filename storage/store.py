@@ -1,0 +1,250 @@
+"""``Store``: every storage operation, written once for both backends.
+
+Callers say what to read or change; the backend owns connections, threads, locks and
+transactions. Every write method is one transaction: it reads, checks, writes the record and its
+audit event, and commits before it returns. A write that cannot start within the backend's
+bounded wait raises ``StorageUnavailable`` and changes nothing.
+
+Each operation checks its arguments here, then hands one SQL function of the backend's dialect
+(``self.sql.organizations.create``, say: ``self.sql`` is ``storage.sqlite`` or
+``storage.postgresql``) to ``_read`` or ``_write`` with its arguments. The
+backend runs it on its own terms (SQLite: sync, on its reader threads or its group-commit writer;
+PostgreSQL: async, on its pool); the operation neither knows nor cares which.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from functools import partial
+from types import ModuleType
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from storage.audit_chain import verdict
+from storage.errors import NotFoundError, StorageUnavailable
+from storage.key_usage import KeyUsage
+from storage.records import OPERATOR_FIELDS, By, Planned, planned_change
+
+T = TypeVar("T")
+Actor = dict[str, Any]
+#: Gets a copy of the current record; returns the wanted record and the attestation statement
+#: to store on the audit event (or None). Raising rejects the change: nothing is written.
+Mutator = Callable[[dict[str, Any]], tuple[dict[str, Any], str | None]]
+#: Sees the current version before a change; False rejects it (a stale If-Match).
+VersionCheck = Callable[[int], bool]
+#: What ``modify_org`` makes of the current record (``planned_change`` with its mutator).
+Planner = Callable[[dict[str, Any]], Planned | None]
+#: What ``modify_org`` returns: the record as committed, and its event (None: no change).
+Modified = tuple[dict[str, Any], dict[str, Any] | None]
+
+
+class StorageObserver(Protocol):
+    """Told about the storage layer's work, for metrics; must not block or raise."""
+
+    def batch(self, size: int, waits: list[float]) -> None:
+        """A COMMIT took ``size`` writes, which waited ``waits`` seconds to start."""
+        ...
+
+    def database_error(self, reason: str) -> None:
+        """A request failed with StorageUnavailable for ``reason``."""
+        ...
+
+
+def _has_nul(*values: str | None) -> bool:
+    """No stored id or name holds NUL (PostgreSQL text cannot): such a value names no record."""
+    return any(value is not None and "\x00" in value for value in values)
+
+
+class Store(ABC):
+    """Organizations, API keys, brands and the audit trail; see the module docstring.
+
+    A backend sets the four SQL modules and implements ``_read``, ``_write``,
+    ``_audit_chains`` and the lifecycle (``start``, ``migrate``, ``is_ready``, ``close``).
+    """
+
+    #: The backend's SQL: a package with ``organizations``, ``keys``, ``brands`` and ``audit``
+    #: modules, each with one function per operation (``storage.sqlite``, ``storage.postgresql``).
+    sql: ClassVar[ModuleType]
+
+    def __init__(self, *, wait_seconds: float, key_usage: KeyUsage | None) -> None:
+        self.wait_seconds = wait_seconds
+        self._key_usage = key_usage or KeyUsage()
+        self._observers: list[StorageObserver] = []
+
+    # -- what a backend implements ------------------------------------------------------------
+
+    @abstractmethod
+    async def _read(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(connection, *args, **kwargs)`` outside any write, within the bounded wait."""
+
+    @abstractmethod
+    async def _write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(connection, *args, **kwargs)`` in one committed transaction, within the bound."""
+
+    @abstractmethod
+    async def _audit_chains(self, org_id: str | None) -> list[list[dict[str, Any]]]:
+        """Every organization's events (or one's), oldest first, from one snapshot."""
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Called on the event loop that makes every later call, before any other (the
+        server's lifespan, the CLI's ``asyncio.run``): a backend may keep its connections on
+        that loop."""
+
+    @abstractmethod
+    async def migrate(self) -> int:
+        """Bring the schema up to date; return the schema version."""
+
+    @abstractmethod
+    async def is_ready(self) -> bool:
+        """True when the database answers, within a bounded wait, at the expected schema."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Write what is pending (key usage), then release every connection and thread."""
+
+    # -- observers ----------------------------------------------------------------------------
+
+    def add_observer(self, observer: StorageObserver) -> None:
+        """Tell ``observer`` about every committed batch and every database fault."""
+        self._observers.append(observer)
+
+    def _fault(self, error: StorageUnavailable) -> StorageUnavailable:
+        """Tell the observers about a database fault; returns it, to be raised."""
+        for observer in self._observers:
+            observer.database_error(error.reason)
+        return error
+
+    # -- organizations ------------------------------------------------------------------------
+
+    async def create_org(
+        self,
+        *,
+        name: str,
+        actor: Actor,
+        surface: str = "cli",
+        tenant_type: str = "commercial",
+        plan: str = "payg",
+        throughput_tier: int = 1,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Create an organization with every default, and its organization.created event."""
+        fields = {
+            "name": name,
+            "plan": plan,
+            "throughput_tier": throughput_tier,
+            "tenant_type": tenant_type,
+        }
+        by = By(actor, surface, request_id)
+        return await self._write(self.sql.organizations.create, by, fields)
+
+    async def get_org(self, org_id: str) -> dict[str, Any]:
+        """The full organization record; raises NotFoundError."""
+        if _has_nul(org_id):
+            raise NotFoundError(org_id)
+        return await self._read(self.sql.organizations.read, org_id)
+
+    async def find_org_by_name(self, name: str) -> dict[str, Any] | None:
+        """The oldest organization with exactly this name, if any."""
+        if _has_nul(name):
+            return None
+        return await self._read(self.sql.organizations.find_by_name, name)
+
+    async def modify_org(
+        self,
+        org_id: str,
+        mutate: Mutator,
+        *,
+        actor: Actor,
+        surface: str,
+        request_id: str | None,
+        if_version: VersionCheck | None = None,
+    ) -> Modified:
+        """Apply ``mutate`` to the current record in one transaction; see ``Mutator``.
+
+        An effective change bumps the version, sets updated_at and records one
+        organization.updated event; a change that changes nothing writes nothing. Returns the
+        record as committed and the event (or None). Raises NotFoundError, or
+        VersionMismatchError when ``if_version`` refuses the current version.
+        """
+        if _has_nul(org_id):
+            raise NotFoundError(org_id)
+        plan = partial(planned_change, mutate=mutate, if_version=if_version)
+        by = By(actor, surface, request_id)
+        return await self._write(self.sql.organizations.modify, org_id, plan, by)
+
+    async def set_operator_fields(
+        self, org_id: str, fields: dict[str, Any], actor: Actor
+    ) -> dict[str, Any]:
+        """Change operator-only fields (``OPERATOR_FIELDS``: plan, throughput tier, tenant
+        type) with an event; any other field is a ValueError."""
+        if _has_nul(org_id):
+            raise NotFoundError(org_id)
+        unknown = set(fields) - set(OPERATOR_FIELDS)
+        if unknown:
+            raise ValueError(f"not operator fields: {sorted(unknown)}")
+        return await self._write(
+            self.sql.organizations.set_operator_fields, org_id, fields, By(actor)
+        )
+
+    # -- API keys -----------------------------------------------------------------------------
+
+    async def create_key(
+        self, *, org_id: str, key_hash: str, prefix: str, scopes: list[str], actor: Actor
+    ) -> dict[str, Any]:
+        """Store a new key's hash and record api_key.created; the secret is never stored."""
+        if _has_nul(org_id):
+            raise NotFoundError(org_id)
+        fields = {"org_id": org_id, "key_hash": key_hash, "prefix": prefix, "scopes": scopes}
+        return await self._write(self.sql.keys.create, By(actor), fields)
+
+    async def key_by_hash(self, key_hash: str) -> dict[str, Any] | None:
+        """The key stored under this SHA-256 hash, revoked or not. Not cached: every request
+        reads the key row, so a revocation is seen at once (by every instance)."""
+        return await self._read(self.sql.keys.by_hash, key_hash)
+
+    async def revoke_key(self, key_id: str, actor: Actor) -> dict[str, Any]:
+        """Revoke a key (idempotent); records api_key.revoked the first time."""
+        if _has_nul(key_id):
+            raise NotFoundError(key_id)
+        return await self._write(self.sql.keys.revoke, key_id, By(actor))
+
+    def note_key_use(self, key_id: str) -> None:
+        """Remember that a key was used now; written to last_used_at in batches, never waited
+        for (see storage.key_usage for the granularity and the memory bound)."""
+        self._key_usage.note(key_id)
+
+    # -- brands -------------------------------------------------------------------------------
+
+    async def create_brand(
+        self, *, org_id: str, status: str, campaigns: int, actor: Actor
+    ) -> dict[str, Any]:
+        """Register a brand for an organization and record brand.created."""
+        if _has_nul(org_id):
+            raise NotFoundError(org_id)
+        fields = {"org_id": org_id, "status": status, "campaigns": campaigns}
+        return await self._write(self.sql.brands.create, By(actor), fields)
+
+    async def delete_brand(self, brand_id: str, actor: Actor) -> dict[str, Any]:
+        """Delete a brand and record brand.deleted; raises NotFoundError."""
+        if _has_nul(brand_id):
+            raise NotFoundError(brand_id)
+        return await self._write(self.sql.brands.delete, brand_id, By(actor))
+
+    # -- audit --------------------------------------------------------------------------------
+
+    async def list_events(
+        self, org_id: str, *, limit: int, before_seq: int | None = None
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """Events newest first; returns the page and the position to continue before, if any."""
+        if _has_nul(org_id):
+            return [], None
+        return await self._read(self.sql.audit.page, org_id, limit=limit, before_seq=before_seq)
+
+    async def verify_audit(self, org_id: str | None = None) -> dict[str, Any]:
+        """Recompute every organization's hash chain (or one's) from one snapshot:
+        ``{"organizations", "events", "broken"}``, where ``broken`` is None or the first broken
+        event's ``id``, ``organization_id`` and ``reason`` (see storage.audit_chain)."""
+        if _has_nul(org_id):
+            return verdict([])
+        return verdict(await self._audit_chains(org_id))
