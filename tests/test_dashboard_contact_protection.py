@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from conftest import MISSING_ORG, OPERATOR, ROLE_MATRIX, bearer
-from handlers.http.errors import CONTACT_PROTECTION_SENTENCE
+from handlers.http.rendering import CONTACT_PROTECTION_SENTENCE
 
 
 def url(org_id: str) -> str:

@@ -9,7 +9,7 @@ from connexion.spec import OpenAPISpecification
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handlers.http.app import load_spec
+from handlers.app import load_spec
 from handlers.http.validation import accepts, collect_errors, compiled
 
 

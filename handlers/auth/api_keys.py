@@ -11,8 +11,8 @@ from typing import Any
 from connexion.lifecycle import ConnexionRequest
 
 from handlers.auth.scopes import OperationScopes
+from handlers.errors import Forbidden, Unauthorized
 from handlers.http import request_context
-from handlers.http.errors import Forbidden, Unauthorized
 from handlers.http.rate_limit import RateLimits
 from storage import Store
 

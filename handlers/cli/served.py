@@ -13,8 +13,8 @@ import time
 
 import connexion
 
+from handlers.app import create_app
 from handlers.cli.logs import configure_logging
-from handlers.http.app import create_app
 
 #: How often a worker checks that its ``serve`` process is still there.
 PARENT_CHECK_SECONDS = 0.25

@@ -10,11 +10,12 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ulid import ULID
 
+from handlers.errors import ApiError, PayloadTooLarge, RequestTimeout
 from handlers.http import request_context
-from handlers.http.errors import ApiError, PayloadTooLarge, RequestTimeout, render
 from handlers.http.log_format import ACCESS_FIELDS
 from handlers.http.metrics import Metrics
 from handlers.http.rate_limit import RateLimits
+from handlers.http.rendering import render
 from handlers.http.routes import OperationNames
 from handlers.http.validation import replay
 

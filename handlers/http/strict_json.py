@@ -11,7 +11,7 @@ import json
 import math
 import typing as t
 
-from handlers.http.errors import InvalidJson
+from handlers.errors import InvalidJson
 
 
 class _Rejected(ValueError):

@@ -23,7 +23,7 @@ from jsonschema import Draft4Validator, FormatChecker, ValidationError
 from starlette.datastructures import Headers, QueryParams
 from starlette.types import Message, Receive, Scope
 
-from handlers.http.errors import InvalidJson, UnsupportedMediaType, ValidationFailed
+from handlers.errors import InvalidJson, UnsupportedMediaType, ValidationFailed
 from handlers.http.strict_json import parse_json, text_errors
 
 FORMAT_CHECKER = FormatChecker()

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from connexion import context
 
+from handlers.errors import NotFound, PreconditionFailed
 from handlers.http import request_context
-from handlers.http.errors import NotFound, PreconditionFailed
 from handlers.rules.organization import apply_v1_patch
+from handlers.services import Services
 from storage import NotFoundError, VersionMismatchError
-
-if TYPE_CHECKING:
-    from handlers.http.app import Services
 
 #: The fields the developer API shows, in the order of the published example.
 V1_FIELDS = (

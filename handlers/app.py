@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,24 +31,18 @@ from handlers.auth.scopes import OperationScopes
 from handlers.auth.security import bearer_security_map
 from handlers.config import Config
 from handlers.database import configured_store
+from handlers.errors import ApiError
 from handlers.http import probes
-from handlers.http.errors import ApiError, ErrorRenderer
 from handlers.http.metrics import Metrics
 from handlers.http.middleware import RequestContext
 from handlers.http.rate_limit import RateLimits
+from handlers.http.rendering import ErrorRenderer
 from handlers.http.routes import AllowedMethods, OperationNames
 from handlers.http.validation import validator_map
+from handlers.services import Services
 from storage import StorageUnavailable, Store
 
-SPEC_DIR = Path(__file__).resolve().parent.parent.parent / "openapi"
-
-
-@dataclass(frozen=True)
-class Services:
-    """What operations need besides their request: passed as their first argument."""
-
-    config: Config
-    store: Store
+SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
 
 
 def load_spec(name: str) -> dict[str, Any]:

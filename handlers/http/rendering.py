@@ -1,10 +1,11 @@
-"""Typed errors, and the one place that turns any error into a surface's error body.
+"""The one place that turns any error into a surface's error body.
 
 The developer API (/v1) answers ``{"success": false, "error": {code, message, details,
 request_id}}``; the dashboard API (/api) answers ``{"error": "...", "details": "..."}`` as its
-published pages do. Handlers, the auth layer and the validators raise ``ApiError`` subclasses;
-Connexion's and Starlette's own errors, and the storage layer's ``StorageUnavailable``, are
-translated here too, so no client ever sees Connexion's default problem+json.
+published pages do. Handlers, the auth layer and the validators raise the ``ApiError``
+subclasses of ``handlers.errors``; Connexion's and Starlette's own errors, and the storage
+layer's ``StorageUnavailable``, are translated here too, so no client ever sees Connexion's
+default problem+json.
 """
 
 from __future__ import annotations
@@ -24,6 +25,19 @@ from connexion.exceptions import (
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
+from handlers.errors import (
+    ApiError,
+    BadRequest,
+    Forbidden,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    RequestTimeout,
+    ServiceUnavailable,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from handlers.http import request_context
 from storage import StorageUnavailable
 
@@ -32,113 +46,6 @@ log = logging.getLogger("orgsettings.errors")
 CONTACT_PROTECTION_SENTENCE = (
     "contactProtectionPeriod must be a non-negative integer between 0 and 720 hours"
 )
-
-
-class ApiError(Exception):
-    """An error with a status, a machine code, a human message and optional details."""
-
-    status = 500
-    code = "INTERNAL"
-    message = "internal error"
-    #: The ``error`` sentence on the dashboard surface, when it differs from ``message``.
-    dashboard_message: str | None = None
-
-    def __init__(
-        self,
-        message: str | None = None,
-        *,
-        code: str | None = None,
-        details: Any = None,
-        headers: dict[str, str] | None = None,
-        dashboard_message: str | None = None,
-    ) -> None:
-        super().__init__(message or self.message)
-        self.message = message or self.message
-        self.code = code or self.code
-        self.details = details
-        self.headers = headers or {}
-        if dashboard_message is not None:
-            self.dashboard_message = dashboard_message
-
-
-class InvalidJson(ApiError):
-    status, code, message = 400, "INVALID_JSON", "request body is not valid JSON"
-    dashboard_message = "Invalid JSON body"
-
-
-class BadRequest(ApiError):
-    status, code, message = 400, "BAD_REQUEST", "bad request"
-    dashboard_message = "Bad request"
-
-
-class Unauthorized(ApiError):
-    status, code, message = 401, "UNAUTHORIZED", "authentication failed"
-    dashboard_message = "Unauthorized"
-
-    def __init__(self, details: Any = None, **kwargs: Any) -> None:
-        super().__init__(details=details, headers={"WWW-Authenticate": "Bearer"}, **kwargs)
-
-
-class Forbidden(ApiError):
-    status, code, message = 403, "FORBIDDEN", "missing required scope"
-    dashboard_message = "Forbidden"
-
-
-class NotFound(ApiError):
-    status, code, message = 404, "NOT_FOUND", "resource not found"
-    dashboard_message = "Not found"
-
-
-class MethodNotAllowed(ApiError):
-    status, code, message = 405, "METHOD_NOT_ALLOWED", "method not allowed"
-    dashboard_message = "Method not allowed"
-
-
-class RequestTimeout(ApiError):
-    """The client declared a body and stopped sending it (a slow or lying Content-Length)."""
-
-    status, code, message = 408, "REQUEST_TIMEOUT", "request body was not received in time"
-    dashboard_message = "Request timeout"
-
-
-class PreconditionFailed(ApiError):
-    status, code, message = 412, "PRECONDITION_FAILED", "If-Match does not match the current ETag"
-
-
-class PayloadTooLarge(ApiError):
-    status, code, message = 413, "PAYLOAD_TOO_LARGE", "request body is larger than 64 KiB"
-    dashboard_message = "Payload too large"
-
-
-class UnsupportedMediaType(ApiError):
-    status, code, message = 415, "UNSUPPORTED_MEDIA_TYPE", "unsupported content type"
-    dashboard_message = "Unsupported media type"
-
-
-class ValidationFailed(ApiError):
-    """Schema violations: ``details`` maps every offending dotted field path to a message."""
-
-    status, code, message = 422, "VALIDATION_FAILED", "request validation failed"
-
-
-class RateLimited(ApiError):
-    """Past a rate limit (handlers.http.rate_limit); ``Retry-After`` says for how long."""
-
-    status, code, message = 429, "RATE_LIMITED", "too many requests"
-    dashboard_message = "Too many requests"
-
-
-class ServiceUnavailable(ApiError):
-    """The database could not take the request within its bounded wait; nothing changed."""
-
-    status, code, message = 503, "SERVICE_UNAVAILABLE", "service temporarily unavailable"
-    dashboard_message = "Service unavailable"
-
-
-class RuleViolation(ApiError):
-    """A business rule JSON Schema cannot express (RESELLER_*, ATTESTATION_REQUIRED, ...)."""
-
-    status = 422
 
 
 def is_dashboard(path: str) -> bool:
