@@ -27,7 +27,6 @@ from starlette.exceptions import HTTPException
 
 from handlers.auth.api_keys import KeyAuthenticator
 from handlers.auth.jwt import JwtAuthenticator, JwtVerifier
-from handlers.auth.scopes import OperationScopes
 from handlers.auth.security import bearer_security_map
 from handlers.config import Config
 from handlers.database import configured_store
@@ -37,7 +36,7 @@ from handlers.http.metrics import Metrics
 from handlers.http.middleware import RequestContext
 from handlers.http.rate_limit import RateLimits
 from handlers.http.rendering import ErrorRenderer
-from handlers.http.routes import AllowedMethods, OperationNames
+from handlers.http.routes import RouteTable
 from handlers.http.validation import validator_map
 from handlers.services import Services
 from storage import StorageUnavailable, Store
@@ -123,7 +122,7 @@ def create_app(config: Config | None = None, store: Store | None = None) -> conn
         swagger_ui_options=SwaggerUIOptions(spec_path="/openapi.json", swagger_ui_path="/ui"),
     )
     limits = RateLimits(config.auth_failures_per_minute, config.key_requests_per_minute)
-    keys = KeyAuthenticator(store, OperationScopes(v1, "/v1"), limits)
+    keys = KeyAuthenticator(store, limits)
     app.add_api(
         v1,
         name="v1",
@@ -142,7 +141,7 @@ def create_app(config: Config | None = None, store: Store | None = None) -> conn
     metrics = Metrics() if config.metrics else None
     if metrics is not None:
         store.add_observer(metrics)
-    render = ErrorRenderer(AllowedMethods([(v1, "/v1"), (dashboard, "/api")]))
+    render = ErrorRenderer()
     for exc in (Exception, ProblemException, HTTPException, ApiError, StorageUnavailable):
         app.add_error_handler(exc, render)
     app.add_middleware(
@@ -152,7 +151,7 @@ def create_app(config: Config | None = None, store: Store | None = None) -> conn
         log_requests=config.log_requests,
         limits=limits,
         metrics=metrics,
-        operations=OperationNames([(v1, "/v1", "v1"), (dashboard, "/api", "dashboard")]),
+        routes=RouteTable([(v1, "/v1", "v1"), (dashboard, "/api", "dashboard")]),
         body_timeout_seconds=config.body_timeout_seconds,
     )
     app.add_url_rule("/", "index", probes.index(metrics is not None), methods=["GET"])

@@ -16,7 +16,7 @@ from handlers.http.log_format import ACCESS_FIELDS
 from handlers.http.metrics import Metrics
 from handlers.http.rate_limit import RateLimits
 from handlers.http.rendering import render
-from handlers.http.routes import OperationNames
+from handlers.http.routes import RouteTable
 from handlers.http.validation import replay
 
 access_log = logging.getLogger("orgsettings.access")
@@ -39,13 +39,13 @@ class RequestContext:
         log_requests: bool,
         limits: RateLimits,
         metrics: Metrics | None,
-        operations: OperationNames,
+        routes: RouteTable,
         body_timeout_seconds: float = BODY_TIMEOUT_SECONDS,
     ) -> None:
         self.app = app
         self.limits = limits
         self.metrics = metrics
-        self.operations = operations
+        self.routes = routes
         self.max_body = max_body_bytes
         self.log_requests = log_requests
         self.body_timeout = body_timeout_seconds
@@ -55,7 +55,6 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        info = request_context.begin(_request_id(scope))
         # Connexion records each request's routing in scope["extensions"]; a server that hands
         # every request the same extensions dict (Granian 2.x does) would let concurrent
         # requests overwrite each other's routing. Each request gets a dict of its own.
@@ -67,6 +66,9 @@ class RequestContext:
             # its id is schema-valid. No id holds a newline, so the router sees U+FFFD in its
             # place (same length, same schema verdict) and the id is treated as any unknown one.
             scope = {**scope, "path": logged_path.replace("\n", "\ufffd")}
+        info = request_context.begin(
+            _request_id(scope), self.routes.match(scope["method"], scope["path"])
+        )
         status_seen = 500
         extra = [
             (b"x-request-id", info.request_id.encode()),
@@ -111,8 +113,8 @@ class RequestContext:
                 self.limits.failed_authentication(address)
             seconds = time.perf_counter() - started
             if self.metrics is not None:
-                surface, operation = self.operations(scope["method"], scope["path"])
-                self.metrics.request(surface, operation, status_seen, seconds)
+                route = info.route
+                self.metrics.request(route.surface, route.operation, status_seen, seconds)
             if self.log_requests:
                 fields = {
                     "request_id": info.request_id,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from connexion.exceptions import (
@@ -181,10 +180,6 @@ def bounded(details: dict[str, Any]) -> dict[str, Any]:
 class ErrorRenderer:
     """The handler Connexion calls for every exception (``add_error_handler``)."""
 
-    def __init__(self, allow_for: Callable[[str], str | None]) -> None:
-        #: A path's Allow header value from the specs (None for paths outside them).
-        self.allow_for = allow_for
-
     async def __call__(self, request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
         """Render ``exc`` in the shape of the request's surface."""
         info = request_context.current()
@@ -196,11 +191,9 @@ class ErrorRenderer:
             err = NotFound(details=reason.capitalize() if is_dashboard(path) else {"path": reason})
         if err.status >= 500 and not isinstance(err, ServiceUnavailable):
             log.error("unhandled error", exc_info=exc, extra={"request_id": info.request_id})
-        if isinstance(err, MethodNotAllowed):
+        if isinstance(err, MethodNotAllowed) and info.route.allow is not None:
             # A spec path's methods come from the spec; others (docs, probes) from the router.
-            allowed = self.allow_for(path)
-            if allowed is not None:
-                err.headers["Allow"] = allowed
+            err.headers["Allow"] = info.route.allow
         status, body, headers = render(err, path, info.request_id, request.method)
         return ConnexionResponse(
             status_code=status, body=body, headers=headers, mimetype="application/json"
