@@ -16,8 +16,9 @@ class ApiError(Exception):
     status = 500
     code = "INTERNAL"
     message = "internal error"
-    #: The ``error`` sentence on the dashboard surface, when it differs from ``message``.
-    dashboard_message: str | None = None
+    #: The ``error`` sentence on the dashboard surface (None: ``message``). An operation's
+    #: spec may publish its own for a server fault or a schema error (``x-error-sentences``).
+    dashboard_message: str | None = "Internal server error"
 
     def __init__(
         self,
@@ -79,6 +80,7 @@ class RequestTimeout(ApiError):
 
 class PreconditionFailed(ApiError):
     status, code, message = 412, "PRECONDITION_FAILED", "If-Match does not match the current ETag"
+    dashboard_message = None
 
 
 class PayloadTooLarge(ApiError):
@@ -95,6 +97,7 @@ class ValidationFailed(ApiError):
     """Schema violations: ``details`` maps every offending dotted field path to a message."""
 
     status, code, message = 422, "VALIDATION_FAILED", "request validation failed"
+    dashboard_message = "Validation error"
 
 
 class RateLimited(ApiError):
@@ -115,3 +118,4 @@ class RuleViolation(ApiError):
     """A business rule JSON Schema cannot express (RESELLER_*, ATTESTATION_REQUIRED, ...)."""
 
     status = 422
+    dashboard_message = None

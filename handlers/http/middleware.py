@@ -163,7 +163,7 @@ class RequestContext:
     async def _reject(
         err: ApiError, scope: Scope, request_id: str, send: Send, close: bool = True
     ) -> None:
-        status, body, headers = render(err, scope["path"], request_id, scope["method"])
+        status, body, headers = render(err, request_context.current().route, request_id)
         raw_headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),

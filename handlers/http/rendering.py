@@ -38,18 +38,10 @@ from handlers.errors import (
     ValidationFailed,
 )
 from handlers.http import request_context
+from handlers.http.routes import Route
 from storage import StorageUnavailable
 
 log = logging.getLogger("orgsettings.errors")
-
-CONTACT_PROTECTION_SENTENCE = (
-    "contactProtectionPeriod must be a non-negative integer between 0 and 720 hours"
-)
-
-
-def is_dashboard(path: str) -> bool:
-    """True for requests to the dashboard surface."""
-    return path == "/api" or path.startswith("/api/")
 
 
 def from_exception(exc: Exception) -> ApiError:
@@ -103,12 +95,10 @@ def _by_status(status: int, detail: str | None) -> ApiError:
     return ApiError()
 
 
-def render(
-    err: ApiError, path: str, request_id: str, method: str = "GET"
-) -> tuple[int, bytes, dict]:
-    """The status, JSON body and headers of ``err`` in the shape of ``path``'s surface."""
-    if is_dashboard(path):
-        status, body = _dashboard_body(err, path, method)
+def render(err: ApiError, route: Route, request_id: str) -> tuple[int, bytes, dict]:
+    """The status, JSON body and headers of ``err`` in the shape of ``route``'s surface."""
+    if route.is_dashboard:
+        status, body = _dashboard_body(err, route)
     else:
         status = err.status
         error: dict[str, Any] = {"code": err.code, "message": err.message}
@@ -123,22 +113,17 @@ def render(
     return status, json.dumps(body).encode(), dict(err.headers)
 
 
-def _dashboard_body(err: ApiError, path: str, method: str) -> tuple[int, dict[str, Any]]:
+def _dashboard_body(err: ApiError, route: Route) -> tuple[int, dict[str, Any]]:
+    """The dashboard's ``{"error", "details"}``: the operation's own published sentence where
+    its spec declares one (``x-error-sentences``), else the error's."""
     if err.status >= 500 and not isinstance(err, ServiceUnavailable):
-        failed = method == "PUT" and path.endswith("/missed-call-message")
-        return err.status, {
-            "error": "Failed to update configuration" if failed else "Internal server error"
-        }
+        return err.status, {"error": route.fault_sentence or err.dashboard_message}
     if isinstance(err, ValidationFailed):
         fields = err.details if isinstance(err.details, dict) else {}
-        # On the contact-protection PUT a body that is not an object has no valid period either.
-        about_period = any(k.split(".")[0] == "contactProtectionPeriod" for k in fields) or (
-            "body" in fields and path.endswith("/contact-protection-settings")
-        )
         sentence = (
-            CONTACT_PROTECTION_SENTENCE
-            if about_period
-            else err.dashboard_message or "Validation error"
+            route.invalid_sentence
+            if route.invalid_sentence and route.names_invalid_field(fields)
+            else err.dashboard_message
         )
         return 400, {"error": sentence, "details": _flatten(err.details)}
     body: dict[str, Any] = {"error": err.dashboard_message or err.message}
@@ -184,17 +169,17 @@ class ErrorRenderer:
         """Render ``exc`` in the shape of the request's surface."""
         info = request_context.current()
         err = from_exception(exc)
-        path = request.url.path
+        route = info.route
         if isinstance(exc, HTTPException) and exc.status_code == 404:
             # No route took the path (Starlette's router): say so in the surface's words.
             reason = "no such resource"
-            err = NotFound(details=reason.capitalize() if is_dashboard(path) else {"path": reason})
+            err = NotFound(details=reason.capitalize() if route.is_dashboard else {"path": reason})
         if err.status >= 500 and not isinstance(err, ServiceUnavailable):
             log.error("unhandled error", exc_info=exc, extra={"request_id": info.request_id})
-        if isinstance(err, MethodNotAllowed) and info.route.allow is not None:
+        if isinstance(err, MethodNotAllowed) and route.allow is not None:
             # A spec path's methods come from the spec; others (docs, probes) from the router.
-            err.headers["Allow"] = info.route.allow
-        status, body, headers = render(err, path, info.request_id, request.method)
+            err.headers["Allow"] = route.allow
+        status, body, headers = render(err, route, info.request_id)
         return ConnexionResponse(
             status_code=status, body=body, headers=headers, mimetype="application/json"
         )
