@@ -140,10 +140,14 @@ def _flatten(details: Any) -> str:
     return text if len(text) <= MAX_DETAILS_TEXT else text[: MAX_DETAILS_TEXT - 1] + "\u2026"
 
 
-#: Error details are bounded whatever the request held (the specs state these limits).
+# Error details are bounded whatever the request held (the specs state these limits).
+#: Entries of a details map shown at most.
 MAX_DETAILS = 50
+#: Characters of a details key shown at most.
 MAX_KEY = 200
+#: Characters of a details text value shown at most.
 MAX_VALUE = 500
+#: Characters of the dashboard's flattened ``details`` sentence at most.
 MAX_DETAILS_TEXT = 4096
 
 
