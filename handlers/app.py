@@ -11,13 +11,23 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
-import connexion
+from starlette.exceptions import StarletteDeprecationWarning
+
+with warnings.catch_warnings():
+    # Connexion imports Starlette's test client when it is first imported, and Starlette 1.x
+    # warns there that the client prefers httpx2. The server never uses the test client, so
+    # that one warning is kept out of its logs, for this import only: in a server process
+    # (handlers.cli.served) this is Connexion's first import.
+    warnings.filterwarnings(
+        "ignore", category=StarletteDeprecationWarning, module=r"connexion\.apps\.abstract"
+    )
+    import connexion
+
 import orjson
-import yaml
 from connexion.exceptions import ProblemException
 from connexion.jsonifier import Jsonifier
 from connexion.middleware import MiddlewarePosition
@@ -37,24 +47,10 @@ from handlers.http.middleware import RequestContext
 from handlers.http.rate_limit import RateLimits
 from handlers.http.rendering import ErrorRenderer
 from handlers.http.routes import RouteTable
-from handlers.http.validation import validator_map
+from handlers.http.validation import SchemaChecks, validator_map
 from handlers.services import Services
+from handlers.specs import SPEC_DIR, load_spec, read_only_fields
 from storage import StorageUnavailable, Store
-
-SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
-
-
-def load_spec(name: str) -> dict[str, Any]:
-    """Parse one spec file from openapi/."""
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster start-up
-    with (SPEC_DIR / name).open() as handle:
-        return yaml.load(handle, Loader=loader)
-
-
-def read_only_fields(spec: dict[str, Any], schema: str) -> frozenset[str]:
-    """Properties the named schema marks ``readOnly``: a request naming one is told so."""
-    props = spec.get("components", {}).get("schemas", {}).get(schema, {}).get("properties", {})
-    return frozenset(name for name, prop in props.items() if prop.get("readOnly"))
 
 
 class ServicesResolver(Resolver):
@@ -121,6 +117,7 @@ def create_app(config: Config | None = None, store: Store | None = None) -> conn
         strict_validation=True,
         swagger_ui_options=SwaggerUIOptions(spec_path="/openapi.json", swagger_ui_path="/ui"),
     )
+    checks = SchemaChecks()  # the compiled schemas of this app's validators
     limits = RateLimits(config.auth_failures_per_minute, config.key_requests_per_minute)
     keys = KeyAuthenticator(store, limits)
     app.add_api(
@@ -128,7 +125,7 @@ def create_app(config: Config | None = None, store: Store | None = None) -> conn
         name="v1",
         base_path="/v1",
         security_map=bearer_security_map(keys),
-        validator_map=validator_map(read_only_fields(v1, "Organization")),
+        validator_map=validator_map(read_only_fields(v1, "Organization"), checks),
     )
     jwt = JwtAuthenticator(JwtVerifier.from_config(config))
     app.add_api(
@@ -136,7 +133,7 @@ def create_app(config: Config | None = None, store: Store | None = None) -> conn
         name="dashboard",
         base_path="/api",
         security_map=bearer_security_map(jwt),
-        validator_map=validator_map(frozenset()),
+        validator_map=validator_map(frozenset(), checks),
     )
     metrics = Metrics() if config.metrics else None
     if metrics is not None:

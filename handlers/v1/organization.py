@@ -10,25 +10,11 @@ from handlers.errors import NotFound, PreconditionFailed
 from handlers.http import request_context
 from handlers.rules.organization import apply_v1_patch
 from handlers.services import Services
+from handlers.specs import load_spec, schema_properties
 from storage import NotFoundError, VersionMismatchError
 
-#: The fields the developer API shows, in the order of the published example.
-V1_FIELDS = (
-    "id",
-    "name",
-    "billing_email",
-    "plan",
-    "throughput_tier",
-    "tenant_type",
-    "message_retention_days",
-    "mms_retention_days",
-    "is_reseller",
-    "quiet_hours",
-    "auto_replies",
-    "registration_status",
-    "created_at",
-    "updated_at",
-)
+#: The fields the developer API shows, in the order of the spec's Organization schema.
+V1_FIELDS = tuple(schema_properties(load_spec("v1.yaml"), "Organization"))
 
 Response = tuple[dict[str, Any], int, dict[str, str]]
 
