@@ -49,9 +49,14 @@ class Route:
         return self.surface == "dashboard"
 
     def names_invalid_field(self, fields: Iterable[str]) -> bool:
-        """True when a schema error at one of ``fields`` has the operation's own sentence."""
+        """True when a schema error at one of ``fields`` has the operation's own sentence: at a
+        field of ``invalid_fields`` or inside one ("body", the body as a whole, has no inside:
+        the body's own fields are named without it)."""
         wanted = self.invalid_fields
-        return bool(wanted) and any(field.split(".", 1)[0] in wanted for field in fields)
+        return bool(wanted) and any(
+            field in wanted or (field.partition(".")[0] in wanted and not field.startswith("body."))
+            for field in fields
+        )
 
 
 #: The route of a request outside the specs and the service paths (also outside a request).
