@@ -54,10 +54,3 @@ def set_actor(actor_id: str) -> None:
     info = _current.get()
     if info is not None:
         info.actor_id = actor_id
-
-
-def add_response_headers(headers: dict[str, str]) -> None:
-    """Headers to send with the current request's response, whatever its status."""
-    info = _current.get()
-    if info is not None:
-        info.response_headers.update(headers)
