@@ -28,10 +28,10 @@ from psycopg import sql
 from starlette.testclient import TestClient
 from ulid import ULID
 
+from handlers.app import create_app
 from handlers.auth.api_keys import mint_key
 from handlers.auth.jwt import issue_token
 from handlers.config import Config
-from handlers.http.app import create_app
 from live import create_database
 from storage import Store, open_store
 

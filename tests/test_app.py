@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from conftest import JWT_SECRET, OPERATOR, bearer, new_database, sync_store
+from handlers.app import create_app
 from handlers.auth.api_keys import hash_key
 from handlers.config import Config
-from handlers.http.app import create_app
 
 
 def _config(tmp_path: Path, name: str = "app.db", **options: Any) -> Config:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from conftest import POSTGRESQL, bearer, query
+from handlers.app import create_app
 from handlers.auth.jwt import issue_token
-from handlers.http.app import create_app
 from live import cli, start_server
 from reliability import Client, record
 from storage import open_store

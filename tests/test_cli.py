@@ -17,9 +17,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from conftest import JWT_SECRET, POSTGRESQL, bearer, new_database, outside, sync_store
+from handlers.app import create_app
 from handlers.cli.main import main
 from handlers.config import Config
-from handlers.http.app import create_app
 from storage.postgresql import migrations as postgresql_migrations
 from storage.sqlite import migrations as sqlite_migrations
 

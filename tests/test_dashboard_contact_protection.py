@@ -7,7 +7,11 @@ from typing import Any
 import pytest
 
 from conftest import MISSING_ORG, OPERATOR, ROLE_MATRIX, bearer
-from handlers.http.errors import CONTACT_PROTECTION_SENTENCE
+
+#: The published 400 sentence (PRODUCT.md; the PUT's x-error-sentences in the spec).
+CONTACT_PROTECTION_SENTENCE = (
+    "contactProtectionPeriod must be a non-negative integer between 0 and 720 hours"
+)
 
 
 def url(org_id: str) -> str:

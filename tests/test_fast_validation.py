@@ -9,8 +9,8 @@ from connexion.spec import OpenAPISpecification
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handlers.http.app import load_spec
 from handlers.http.validation import accepts, collect_errors, compiled
+from handlers.specs import load_spec
 
 
 def _body_schemas() -> dict[str, dict[str, Any]]:

@@ -109,7 +109,7 @@ def expected_status(surface: str, case: str) -> int:
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """One app over one database for the module: org, full-scope key, ADMIN token, client."""
-    from handlers.http.app import create_app
+    from handlers.app import create_app
 
     config = Config(
         database=new_database(tmp_path_factory.mktemp("hostile-app"), "app.db"),
@@ -325,7 +325,7 @@ def test_a_hostile_request_id_is_replaced_by_a_ulid(shared, request_id) -> None:
 
 def test_a_stalled_body_is_408_in_process(tmp_path: Path) -> None:
     """A body that stops arriving is answered 408 in the v1 shape once the read timeout passes."""
-    from handlers.http.app import create_app
+    from handlers.app import create_app
 
     app = create_app(
         Config(

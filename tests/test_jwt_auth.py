@@ -20,10 +20,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from conftest import JWT_SECRET, OPERATOR, bearer, new_database, sync_store
+from handlers.app import create_app
 from handlers.auth.jwt import JwtVerifier, issue_token
 from handlers.config import Config
-from handlers.http.app import create_app
-from handlers.http.errors import Unauthorized
+from handlers.errors import Unauthorized
 
 ISSUER = "https://auth.example.test"
 AUDIENCE = "orgsettings-dashboard"

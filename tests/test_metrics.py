@@ -9,8 +9,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import bearer
+from handlers.app import create_app
 from handlers.config import Config
-from handlers.http.app import create_app
 
 
 def samples(client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -1,4 +1,4 @@
-"""The pure missed-call and contact protection rules, tested without the app."""
+"""The pure missed-call rules, tested without the app."""
 
 from __future__ import annotations
 
@@ -46,21 +46,3 @@ def test_render_fills_known_placeholders_and_leaves_others():
 
 def test_render_blanks_a_missing_value():
     assert missed_call.render("From {{organizationName}}", {}) == "From "
-
-
-@pytest.mark.parametrize(
-    ("value", "valid"),
-    [
-        (0, True),
-        (48, True),
-        (720, True),
-        (-1, False),
-        (721, False),
-        (48.0, False),
-        (True, False),
-        ("48", False),
-        (None, False),
-    ],
-)
-def test_is_contact_protection_period(value, valid):
-    assert missed_call.is_contact_protection_period(value) is valid

@@ -20,8 +20,8 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from conftest import OPERATOR, SyncStore, bearer, new_database, query, sync_store
+from handlers.app import create_app
 from handlers.config import Config
-from handlers.http.app import create_app
 from live import ORGSETTINGS, free_port
 from storage import open_store
 from storage.postgresql.migrations import latest_version

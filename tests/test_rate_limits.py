@@ -9,8 +9,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from conftest import bearer
+from handlers.app import create_app
 from handlers.config import Config
-from handlers.http.app import create_app
 
 WRONG_KEY = "am_live_" + "W" * 40
 

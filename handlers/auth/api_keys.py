@@ -6,15 +6,15 @@ import hashlib
 import re
 import secrets
 import string
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from connexion.lifecycle import ConnexionRequest
-
-from handlers.auth.scopes import OperationScopes
+from handlers.errors import Forbidden, Unauthorized
 from handlers.http import request_context
-from handlers.http.errors import Forbidden, Unauthorized
 from handlers.http.rate_limit import RateLimits
 from storage import Store
+
+if TYPE_CHECKING:
+    from connexion.lifecycle import ConnexionRequest
 
 KEY_PREFIX = "am_live_"
 SECRET_LENGTH = 40
@@ -44,12 +44,12 @@ class KeyAuthenticator:
     The key is found by the hash of what was sent (an indexed lookup; no secret is compared
     character by character). Unknown, malformed and revoked keys are all the same 401. The
     scopes an operation accepts come from its ``x-required-scopes`` in the spec (any one of
-    them suffices); lacking all of them is 403 with ``details.required_scope``.
+    them suffices), found on the request's route; lacking all of them is 403 with
+    ``details.required_scope``.
     """
 
-    def __init__(self, store: Store, scopes: OperationScopes, limits: RateLimits) -> None:
+    def __init__(self, store: Store, limits: RateLimits) -> None:
         self.store = store
-        self.scopes = scopes
         self.limits = limits
 
     async def __call__(self, token: str, request: ConnexionRequest) -> dict[str, Any]:
@@ -59,9 +59,10 @@ class KeyAuthenticator:
         key = await self.store.key_by_hash(hash_key(token))
         if key is None or key["revoked_at"] is not None:
             raise Unauthorized()
-        request_context.set_actor(key["id"])
-        request_context.add_response_headers(self.limits.key_request(key["id"]))
-        accepted = self.scopes.accepted(request.method, request.url.path)
+        info = request_context.current()
+        info.actor_id = key["id"]
+        info.response_headers.update(self.limits.key_request(key["id"]))
+        accepted = info.route.scopes
         if accepted and not set(accepted) & set(key["scopes"]):
             raise Forbidden(details={"required_scope": accepted[0]})
         self.store.note_key_use(key["id"])

@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from jwt.exceptions import InvalidSubjectError
 
 from handlers.config import Config
+from handlers.errors import Unauthorized
 from handlers.http import request_context
-from handlers.http.errors import Unauthorized
 
 ROLES = ("USER", "ADMIN", "SUPERADMIN")
 #: Roles that belong to one organization and so must name it in ``organizationId``.

@@ -10,11 +10,13 @@ import os
 import signal
 import threading
 import time
+from typing import TYPE_CHECKING
 
-import connexion
-
+from handlers.app import create_app
 from handlers.cli.logs import configure_logging
-from handlers.http.app import create_app
+
+if TYPE_CHECKING:
+    import connexion
 
 #: How often a worker checks that its ``serve`` process is still there.
 PARENT_CHECK_SECONDS = 0.25

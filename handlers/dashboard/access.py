@@ -6,14 +6,12 @@ express come next, then the role check (403), then the lookup (404), as the spec
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from handlers.errors import Forbidden, NotFound
 from handlers.http import request_context
-from handlers.http.errors import Forbidden, NotFound
+from handlers.services import Services
 from storage import Mutator, NotFoundError
-
-if TYPE_CHECKING:
-    from handlers.http.app import Services
 
 WRITE_ROLES = ("ADMIN",)
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from handlers.dashboard.access import change_org, read_org
-
-if TYPE_CHECKING:
-    from handlers.http.app import Services
+from handlers.services import Services
 
 Response = tuple[dict[str, Any], int]
 

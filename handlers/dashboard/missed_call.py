@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from handlers.dashboard.access import change_org, read_org, read_org_as_writer
-from handlers.http.errors import BadRequest
+from handlers.errors import BadRequest
 from handlers.rules import missed_call
-
-if TYPE_CHECKING:
-    from handlers.http.app import Services
+from handlers.services import Services
 
 Response = tuple[dict[str, Any], int]
 PLACEHOLDER_LIST = ", ".join("{{" + name + "}}" for name in missed_call.PLACEHOLDERS)

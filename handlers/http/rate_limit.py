@@ -17,7 +17,7 @@ from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter
 
-from handlers.http.errors import RateLimited
+from handlers.errors import RateLimited
 
 
 class RateLimits:

@@ -1,8 +1,11 @@
-"""What one request carries through the layers: its id, and the actor once auth knows it.
+"""What one request carries through the layers: its id, its route, and the actor once auth
+knows it.
 
-The outermost middleware (handlers.http.middleware) sets it; auth adds the actor; handlers read
-the request id for the audit event; the access log and the error handler read both. A context
-variable, because each request runs in its own task and every layer runs inside that task.
+The outermost middleware (handlers.http.middleware) sets it, with the route it matched once;
+auth reads the route's scopes and adds the actor; handlers read the request id for the audit
+event; the error handler reads the route; the access log and the metrics read all of it. A
+context variable, because each request runs in its own task and every layer runs inside that
+task.
 """
 
 from __future__ import annotations
@@ -10,23 +13,28 @@ from __future__ import annotations
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+from handlers.http.routes import UNROUTED, Route
+
 
 @dataclass
 class RequestInfo:
-    """The request id (X-Request-Id), the authenticated actor's id when there is one, and
-    headers a layer below wants on the response (RateLimit-*)."""
+    """The request id (X-Request-Id), its route in the specs, the authenticated actor's id
+    when there is one, headers a layer below wants on the response (RateLimit-*), and the
+    response's status once it has started (500 until then)."""
 
     request_id: str
+    route: Route = UNROUTED
     actor_id: str | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
+    status: int = 500
 
 
 _current: ContextVar[RequestInfo | None] = ContextVar("orgsettings_request", default=None)
 
 
-def begin(request_id: str) -> RequestInfo:
+def begin(request_id: str, route: Route = UNROUTED) -> RequestInfo:
     """Start a request's info in the current context (the middleware calls this)."""
-    info = RequestInfo(request_id)
+    info = RequestInfo(request_id, route)
     _current.set(info)
     return info
 
@@ -46,10 +54,3 @@ def set_actor(actor_id: str) -> None:
     info = _current.get()
     if info is not None:
         info.actor_id = actor_id
-
-
-def add_response_headers(headers: dict[str, str]) -> None:
-    """Headers to send with the current request's response, whatever its status."""
-    info = _current.get()
-    if info is not None:
-        info.response_headers.update(headers)

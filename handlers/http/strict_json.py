@@ -11,7 +11,7 @@ import json
 import math
 import typing as t
 
-from handlers.http.errors import InvalidJson
+from handlers.errors import InvalidJson
 
 
 class _Rejected(ValueError):
@@ -87,10 +87,12 @@ def text_errors(instance: t.Any) -> dict[str, str]:
     return errors
 
 
-#: Paths are cut to this many characters, and the search stops once more errors than
-#: MAX_REPORTED were found: a 64 KiB body with a 30,000-character field name above thousands
-#: of bad children would otherwise make tens of megabytes of paths (and of error body).
+# Both bounds keep the answer small whatever the body: a 64 KiB body with a 30,000-character
+# field name above thousands of bad children would otherwise make tens of megabytes of paths
+# (and of error body).
+#: Error paths are cut to this many characters.
 MAX_PATH = 200
+#: The search stops once more errors than this were found.
 MAX_REPORTED = 50
 
 

@@ -23,7 +23,7 @@ from jsonschema import Draft4Validator, FormatChecker, ValidationError
 from starlette.datastructures import Headers, QueryParams
 from starlette.types import Message, Receive, Scope
 
-from handlers.http.errors import InvalidJson, UnsupportedMediaType, ValidationFailed
+from handlers.errors import InvalidJson, UnsupportedMediaType, ValidationFailed
 from handlers.http.strict_json import parse_json, text_errors
 
 FORMAT_CHECKER = FormatChecker()
@@ -39,21 +39,14 @@ def _is_email(value: object) -> bool:
     return True
 
 
-_compiled: dict[int, tuple[dict, Draft4Validator]] = {}
-_accepts: dict[int, tuple[dict, Callable[[t.Any], bool]]] = {}
-
 #: Keywords that make Connexion's request validator stricter than plain draft 4 (a ``readOnly``
 #: property is refused in a request), so a schema using them gets no fast check.
 _CONNEXION_ONLY = frozenset({"readOnly", "writeOnly"})
 
 
 def compiled(schema: dict) -> Draft4Validator:
-    """The validator for ``schema``, built once per schema object (Connexion reuses them)."""
-    entry = _compiled.get(id(schema))
-    if entry is None or entry[0] is not schema:
-        entry = (schema, Draft4RequestValidator(schema, format_checker=FORMAT_CHECKER))
-        _compiled[id(schema)] = entry
-    return entry[1]
+    """The validator for ``schema`` (what Connexion's own request validator checks)."""
+    return Draft4RequestValidator(schema, format_checker=FORMAT_CHECKER)
 
 
 def accepts(schema: dict) -> Callable[[t.Any], bool]:
@@ -70,14 +63,6 @@ def accepts(schema: dict) -> Callable[[t.Any], bool]:
     ``in`` so that True equals 1) get no fast check at all. tests/test_fast_validation.py holds
     it to that on generated bodies.
     """
-    entry = _accepts.get(id(schema))
-    if entry is None or entry[0] is not schema:
-        entry = (schema, _fast_check(schema))
-        _accepts[id(schema)] = entry
-    return entry[1]
-
-
-def _fast_check(schema: dict) -> Callable[[t.Any], bool]:
     # Connexion attaches the spec's whole "components" to each body schema so that "$ref"s
     # resolve; without a "$ref" (refused below) nothing in it applies to the body.
     effective = {k: v for k, v in schema.items() if k != "components"}
@@ -101,6 +86,22 @@ DRAFT4 = "http://json-schema.org/draft-04/schema#"
 
 def _never(_instance: t.Any) -> bool:
     return False
+
+
+class SchemaChecks:
+    """One app's checks, each built once per schema object (Connexion builds its validators
+    per request, but with the same schema objects each time); they go when the app goes."""
+
+    def __init__(self) -> None:
+        self._checks: dict[int, tuple[dict, Callable[[t.Any], bool], Draft4Validator]] = {}
+
+    def of(self, schema: dict) -> tuple[Callable[[t.Any], bool], Draft4Validator]:
+        """``accepts(schema)`` and ``compiled(schema)``, built on the first request."""
+        entry = self._checks.get(id(schema))
+        if entry is None or entry[0] is not schema:
+            entry = (schema, accepts(schema), compiled(schema))
+            self._checks[id(schema)] = entry
+        return entry[1], entry[2]
 
 
 def _format_check(name: str) -> Callable[[t.Any], bool]:
@@ -211,6 +212,8 @@ class BodyValidator(AbstractRequestBodyValidator):
 
     #: Fields of the resource that a request may not set (reported as "is read-only").
     read_only: frozenset[str] = frozenset()
+    #: The app's compiled checks (``validator_map`` gives each app its own).
+    checks: SchemaChecks
 
     def __init__(
         self,
@@ -266,11 +269,8 @@ class BodyValidator(AbstractRequestBodyValidator):
         else:
             body = parse_json(raw)
         if body is not None or not self.nullable:
-            errors = (
-                {}
-                if accepts(self.schema)(body)
-                else collect_errors(compiled(self.schema), body, self.read_only)
-            )
+            fast, full = self.checks.of(self.schema)
+            errors = {} if fast(body) else collect_errors(full, body, self.read_only)
             for path, message in text_errors(self.checked_part(body)).items():
                 errors.setdefault(path, message)
             if errors:
@@ -299,6 +299,9 @@ class StrictParameterValidator(ParameterValidator):
     (``?limit=100&limit=5``) is refused rather than resolved, so no layer can read a different
     value than the one validated.
     """
+
+    #: The app's compiled checks (``validator_map`` gives each app its own).
+    checks: SchemaChecks
 
     def validate(self, scope: Scope) -> None:
         """Validate every parameter of the request against its compiled schema."""
@@ -333,16 +336,18 @@ class StrictParameterValidator(ParameterValidator):
                     if param.get("required"):
                         errors[name] = "is required"
                     continue
-                schema = param.get("schema", param)
-                if accepts(schema)(value):
+                fast, full = self.checks.of(param.get("schema", param))
+                if fast(value):
                     continue
-                for error in compiled(schema).iter_errors(value):
+                for error in full.iter_errors(value):
                     errors.setdefault(name, _message(error))
         if errors:
             raise ValidationFailed(details=dict(sorted(errors.items())))
 
 
-def validator_map(read_only: frozenset[str]) -> dict[str, t.Any]:
-    """The validator_map to pass to ``add_api``."""
-    body = type("SpecBodyValidator", (BodyValidator,), {"read_only": read_only})
-    return {"parameter": StrictParameterValidator, "body": MediaTypeDict({"*/*json": body})}
+def validator_map(read_only: frozenset[str], checks: SchemaChecks) -> dict[str, t.Any]:
+    """The validator_map to pass to ``add_api``: Connexion builds a validator per request
+    from the classes, which carry the API's read-only fields and the app's checks."""
+    body = type("SpecBodyValidator", (BodyValidator,), {"read_only": read_only, "checks": checks})
+    parameter = type("SpecParameterValidator", (StrictParameterValidator,), {"checks": checks})
+    return {"parameter": parameter, "body": MediaTypeDict({"*/*json": body})}

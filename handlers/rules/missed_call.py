@@ -1,4 +1,4 @@
-"""Rules for the dashboard's contact protection and missed-call settings, with no I/O.
+"""Rules for the dashboard's missed-call settings, with no I/O.
 
 The missed-call auto-message sender renders templates with ``render_auto_message`` (built on
 ``render``), so what the dashboard accepts and what the sender understands are the same rules.
@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
 
 PLACEHOLDERS = ("contactName", "agentName", "organizationName")
-MAX_MESSAGE_LENGTH = 500
-MAX_CONTACT_PROTECTION_HOURS = 720
 #: What a missing contact or agent name becomes, so nobody is texted "Hi , sorry we missed you".
 FALLBACKS = {"contactName": "there", "agentName": "our team"}
 MAX_VALUE_LENGTH = 40
@@ -54,15 +51,6 @@ def render(message: str, values: Mapping[str, str]) -> str:
     return _TOKEN.sub(
         lambda m: values.get(m.group(1), "") if m.group(1) in PLACEHOLDERS else m.group(0),
         message,
-    )
-
-
-def is_contact_protection_period(value: Any) -> bool:
-    """True for a valid period: an integer (not a bool) of hours from 0 to 720."""
-    return (
-        isinstance(value, int)
-        and not isinstance(value, bool)
-        and 0 <= value <= MAX_CONTACT_PROTECTION_HOURS
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.http.errors import RuleViolation, ValidationFailed
+from handlers.errors import RuleViolation, ValidationFailed
 from storage.records import copy_org
 
 #: Fields whose value is an object merged key by key; the block itself cannot be null.

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from handlers.http.errors import ValidationFailed
-
-if TYPE_CHECKING:
-    from handlers.http.app import Services
+from handlers.errors import ValidationFailed
+from handlers.services import Services
 
 CURSOR_PREFIX = "ae1:"
 

@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from connexion import context
 
+from handlers.errors import NotFound, PreconditionFailed
 from handlers.http import request_context
-from handlers.http.errors import NotFound, PreconditionFailed
 from handlers.rules.organization import apply_v1_patch
+from handlers.services import Services
+from handlers.specs import load_spec, schema_properties
 from storage import NotFoundError, VersionMismatchError
 
-if TYPE_CHECKING:
-    from handlers.http.app import Services
-
-#: The fields the developer API shows, in the order of the published example.
-V1_FIELDS = (
-    "id",
-    "name",
-    "billing_email",
-    "plan",
-    "throughput_tier",
-    "tenant_type",
-    "message_retention_days",
-    "mms_retention_days",
-    "is_reseller",
-    "quiet_hours",
-    "auto_replies",
-    "registration_status",
-    "created_at",
-    "updated_at",
-)
+#: The fields the developer API shows, in the order of the spec's Organization schema.
+V1_FIELDS = tuple(schema_properties(load_spec("v1.yaml"), "Organization"))
 
 Response = tuple[dict[str, Any], int, dict[str, str]]
 

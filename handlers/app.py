@@ -11,14 +11,23 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import connexion
+from starlette.exceptions import StarletteDeprecationWarning
+
+with warnings.catch_warnings():
+    # Connexion imports Starlette's test client when it is first imported, and Starlette 1.x
+    # warns there that the client prefers httpx2. The server never uses the test client, so
+    # that one warning is kept out of its logs, for this import only: in a server process
+    # (handlers.cli.served) this is Connexion's first import.
+    warnings.filterwarnings(
+        "ignore", category=StarletteDeprecationWarning, module=r"connexion\.apps\.abstract"
+    )
+    import connexion
+
 import orjson
-import yaml
 from connexion.exceptions import ProblemException
 from connexion.jsonifier import Jsonifier
 from connexion.middleware import MiddlewarePosition
@@ -28,41 +37,20 @@ from starlette.exceptions import HTTPException
 
 from handlers.auth.api_keys import KeyAuthenticator
 from handlers.auth.jwt import JwtAuthenticator, JwtVerifier
-from handlers.auth.scopes import OperationScopes
 from handlers.auth.security import bearer_security_map
 from handlers.config import Config
 from handlers.database import configured_store
+from handlers.errors import ApiError
 from handlers.http import probes
-from handlers.http.errors import ApiError, ErrorRenderer
 from handlers.http.metrics import Metrics
 from handlers.http.middleware import RequestContext
 from handlers.http.rate_limit import RateLimits
-from handlers.http.routes import AllowedMethods, OperationNames
-from handlers.http.validation import validator_map
+from handlers.http.rendering import ErrorRenderer
+from handlers.http.routes import RouteTable
+from handlers.http.validation import SchemaChecks, validator_map
+from handlers.services import Services
+from handlers.specs import SPEC_DIR, load_spec, read_only_fields
 from storage import StorageUnavailable, Store
-
-SPEC_DIR = Path(__file__).resolve().parent.parent.parent / "openapi"
-
-
-@dataclass(frozen=True)
-class Services:
-    """What operations need besides their request: passed as their first argument."""
-
-    config: Config
-    store: Store
-
-
-def load_spec(name: str) -> dict[str, Any]:
-    """Parse one spec file from openapi/."""
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster start-up
-    with (SPEC_DIR / name).open() as handle:
-        return yaml.load(handle, Loader=loader)
-
-
-def read_only_fields(spec: dict[str, Any], schema: str) -> frozenset[str]:
-    """Properties the named schema marks ``readOnly``: a request naming one is told so."""
-    props = spec.get("components", {}).get("schemas", {}).get(schema, {}).get("properties", {})
-    return frozenset(name for name, prop in props.items() if prop.get("readOnly"))
 
 
 class ServicesResolver(Resolver):
@@ -129,14 +117,15 @@ def create_app(config: Config | None = None, store: Store | None = None) -> conn
         strict_validation=True,
         swagger_ui_options=SwaggerUIOptions(spec_path="/openapi.json", swagger_ui_path="/ui"),
     )
+    checks = SchemaChecks()  # the compiled schemas of this app's validators
     limits = RateLimits(config.auth_failures_per_minute, config.key_requests_per_minute)
-    keys = KeyAuthenticator(store, OperationScopes(v1, "/v1"), limits)
+    keys = KeyAuthenticator(store, limits)
     app.add_api(
         v1,
         name="v1",
         base_path="/v1",
         security_map=bearer_security_map(keys),
-        validator_map=validator_map(read_only_fields(v1, "Organization")),
+        validator_map=validator_map(read_only_fields(v1, "Organization"), checks),
     )
     jwt = JwtAuthenticator(JwtVerifier.from_config(config))
     app.add_api(
@@ -144,12 +133,12 @@ def create_app(config: Config | None = None, store: Store | None = None) -> conn
         name="dashboard",
         base_path="/api",
         security_map=bearer_security_map(jwt),
-        validator_map=validator_map(frozenset()),
+        validator_map=validator_map(frozenset(), checks),
     )
     metrics = Metrics() if config.metrics else None
     if metrics is not None:
         store.add_observer(metrics)
-    render = ErrorRenderer(AllowedMethods([(v1, "/v1"), (dashboard, "/api")]))
+    render = ErrorRenderer()
     for exc in (Exception, ProblemException, HTTPException, ApiError, StorageUnavailable):
         app.add_error_handler(exc, render)
     app.add_middleware(
@@ -159,7 +148,7 @@ def create_app(config: Config | None = None, store: Store | None = None) -> conn
         log_requests=config.log_requests,
         limits=limits,
         metrics=metrics,
-        operations=OperationNames([(v1, "/v1", "v1"), (dashboard, "/api", "dashboard")]),
+        routes=RouteTable([(v1, "/v1", "v1"), (dashboard, "/api", "dashboard")]),
         body_timeout_seconds=config.body_timeout_seconds,
     )
     app.add_url_rule("/", "index", probes.index(metrics is not None), methods=["GET"])
