@@ -17,12 +17,8 @@ def configure_logging() -> None:
         root.addHandler(handler)
     root.setLevel(logging.INFO)
     root.propagate = False
-    # The server's own warnings and errors (uvicorn: bind failures, protocol errors) too.
-    server = logging.getLogger("uvicorn")
-    if not server.handlers:
-        server.addHandler(handler)
-    server.setLevel(logging.WARNING)
-    server.propagate = False
+    # The server's own warnings (Granian: bind failures, worker restarts) are Granian's to log,
+    # at the level `serve` passes it (log_level=warning).
     # The logging HOWTO's "Optimization" knobs: the log lines carry none of this.
     logging.logThreads = False
     logging.logProcesses = False

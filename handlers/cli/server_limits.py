@@ -18,7 +18,7 @@ HEADER_BYTES = 64 * 1024
 #: up to 32 KiB is always read, one over 64 KiB never (measured: up to 48 KiB when it arrives
 #: in one piece, exactly 32 KiB when it trickles).
 READ_BUFFER_BYTES = HEADER_BYTES // 2
-#: (The header timeout, ORGSETTINGS_HEADER_TIMEOUT_SECONDS, is read by handlers.config.)
+# (The header timeout, ORGSETTINGS_HEADER_TIMEOUT_SECONDS, is read by handlers.config.)
 #: File descriptors kept for what is not a client connection: the listening socket, the
 #: database and its WAL, logs, the worker's pipes, the reader threads' connections.
 RESERVED_FILES = 64
