@@ -11,7 +11,7 @@ from typing import Any
 
 from handlers.cli.commands import CliError, operator
 from handlers.config import Config
-from handlers.http.errors import ApiError
+from handlers.errors import ApiError
 from handlers.rules import phone_numbers
 from handlers.v1.opt_outs import CURSOR, refuse_keyword_entries
 from storage import NotFoundError, Store
