@@ -62,10 +62,11 @@ unit-postgresql: install npm ## pytest over PostgreSQL (a throwaway cluster)
 # Schemathesis against a throwaway live server: the v1 spec with a key holding every scope, the
 # dashboard spec with an ADMIN token and again with a SUPERADMIN token, paths steered to a real
 # organization. `--checks all`, all four phases, CONTRACT_MAX_EXAMPLES (40) examples per
-# operation. No check is excluded. positive_data_acceptance also accepts, on three operations
+# operation. No check is excluded. positive_data_acceptance also accepts, on a few operations
 # only, the statuses of rules JSON Schema cannot express (v1 PATCH: 412 stale If-Match, 422
-# cross-field and state rules; v1 audit_events: 422 forged cursor; dashboard missed-call PUT:
-# 400 placeholder/enable rules); the reasons are in tests/contract.py. Every pass runs against a
+# cross-field and state rules; v1 audit_events and opt_outs lists: 422 forged cursor; the
+# ledger and inbound operations: 422 a phone number phonenumbers finds impossible; dashboard
+# missed-call PUT: 400 placeholder/enable rules); the reasons are in tests/contract.py. Every pass runs against a
 # server over SQLite, then against one over PostgreSQL.
 contract-local: install
 	$(BIN)/python tests/contract.py --local

@@ -8,7 +8,12 @@ function per dialect; the records both backends store and show are made in ``sto
 
 from pathlib import Path
 
-from storage.errors import NotFoundError, StorageUnavailable, VersionMismatchError
+from storage.errors import (
+    IdempotencyConflict,
+    NotFoundError,
+    StorageUnavailable,
+    VersionMismatchError,
+)
 from storage.key_usage import DEFAULT_INTERVAL_SECONDS, KeyUsage
 from storage.postgresql.store import (
     DEFAULT_CONNECT_TIMEOUT_SECONDS,
@@ -23,6 +28,7 @@ from storage.store import Actor, Mutator, Store
 
 __all__ = [
     "Actor",
+    "IdempotencyConflict",
     "Mutator",
     "NotFoundError",
     "StorageUnavailable",

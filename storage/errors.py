@@ -32,3 +32,11 @@ class StorageUnavailable(Exception):
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+
+
+class IdempotencyConflict(Exception):
+    """A request id was seen before with a different payload; nothing was changed."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(request_id)
+        self.request_id = request_id

@@ -330,3 +330,72 @@ def planned_change(
     row["updated_at"] = utcnow()
     row["version"] = current["version"] + 1
     return Planned(wanted, attestation, changes, row)
+
+
+# -- the opt-out ledger and remembered requests -------------------------------------------------
+
+#: What an OptOut shows, in the published order (the stored row adds organization_id and seq).
+OPT_OUT_FIELDS = (
+    "phone_number",
+    "source",
+    "keyword",
+    "inbound_message_id",
+    "reason",
+    "created_at",
+)
+
+
+def new_opt_out_row(
+    *,
+    org_id: str,
+    phone_number: str,
+    source: str,
+    keyword: str | None,
+    inbound_message_id: str | None,
+    reason: str | None,
+) -> dict[str, Any]:
+    """A new ledger entry's row (its ``seq`` is the database's)."""
+    return {
+        "organization_id": org_id,
+        "phone_number": phone_number,
+        "source": source,
+        "keyword": keyword,
+        "inbound_message_id": inbound_message_id,
+        "reason": reason,
+        "created_at": utcnow(),
+    }
+
+
+def opt_out_from_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A ledger row as the API shows it."""
+    return {field: row[field] for field in OPT_OUT_FIELDS}
+
+
+def opt_out_event(
+    by: By, org_id: str, before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> Draft:
+    """The opt_out.created (no ``before``) or opt_out.deleted (no ``after``) event of an
+    entry: ``changes`` is ``{"opt_outs.<number>": {"from": source, "to": source}}``."""
+    entry = after or before
+    assert entry is not None
+    type_ = "opt_out.created" if after is not None else "opt_out.deleted"
+    change = {
+        "from": before["source"] if before else None,
+        "to": after["source"] if after else None,
+    }
+    at = after["created_at"] if after is not None else None
+    return Draft(type_, org_id, by, {f"opt_outs.{entry['phone_number']}": change}, at=at)
+
+
+def new_remembered_row(
+    *, org_id: str, kind: str, request_id: str, fingerprint: str, answer: dict[str, Any]
+) -> dict[str, Any]:
+    """A remembered request's row: the answer given to the first request under this id."""
+    return {
+        "organization_id": org_id,
+        "kind": kind,
+        "id": request_id,
+        "fingerprint": fingerprint,
+        "answer": to_json(answer),
+        "created_at": utcnow(),
+    }

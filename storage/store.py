@@ -34,6 +34,13 @@ Mutator = Callable[[dict[str, Any]], tuple[dict[str, Any], str | None]]
 VersionCheck = Callable[[int], bool]
 #: What ``modify_org`` makes of the current record (``planned_change`` with its mutator).
 Planner = Callable[[dict[str, Any]], Planned | None]
+#: Sees a ledger entry before it is removed; raising refuses the removal (nothing is written).
+EntryCheck = Callable[[dict[str, Any]], None]
+#: Gets the organization and the sender's ledger entry (or None) inside the transaction;
+#: returns the answer to give and the ledger change to make: "add", "remove" or None.
+InboundDecision = Callable[
+    [dict[str, Any], dict[str, Any] | None], tuple[dict[str, Any], str | None]
+]
 #: What ``modify_org`` returns: the record as committed, and its event (None: no change).
 Modified = tuple[dict[str, Any], dict[str, Any] | None]
 
@@ -248,3 +255,110 @@ class Store(ABC):
         if _has_nul(org_id):
             return verdict([])
         return verdict(await self._audit_chains(org_id))
+
+    # -- the opt-out ledger -------------------------------------------------------------------
+
+    async def list_opt_outs(
+        self, org_id: str, *, limit: int, before_seq: int | None = None
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """Ledger entries newest first; the page and the position to continue before, if any.
+        One index range at any depth (``opt_outs_newest``)."""
+        if _has_nul(org_id):
+            return [], None
+        return await self._read(self.sql.opt_outs.page, org_id, limit=limit, before_seq=before_seq)
+
+    async def get_opt_out(self, org_id: str, phone_number: str) -> dict[str, Any] | None:
+        """The ledger entry of one number, or None when it is not opted out."""
+        if _has_nul(org_id, phone_number):
+            return None
+        return await self._read(self.sql.opt_outs.get, org_id, phone_number)
+
+    async def opted_out(self, org_id: str, phone_numbers: list[str]) -> set[str]:
+        """Which of ``phone_numbers`` are in the ledger, in one query."""
+        if _has_nul(org_id, *phone_numbers):
+            return set()
+        return await self._read(self.sql.opt_outs.opted_out, org_id, phone_numbers)
+
+    async def put_opt_out(
+        self,
+        org_id: str,
+        phone_number: str,
+        *,
+        reason: str | None,
+        actor: Actor,
+        surface: str,
+        request_id: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Add an entry by hand (source ``api``) with its opt_out.created event: the entry and
+        True; or the existing entry, unchanged and with no event, and False. Raises
+        NotFoundError for an unknown organization."""
+        if _has_nul(org_id):
+            raise NotFoundError(org_id)
+        return await self._write(
+            self.sql.opt_outs.put,
+            org_id=org_id,
+            phone_number=phone_number,
+            reason=reason,
+            by=By(actor, surface, request_id),
+        )
+
+    async def delete_opt_out(
+        self,
+        org_id: str,
+        phone_number: str,
+        *,
+        check: EntryCheck,
+        actor: Actor,
+        surface: str,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Remove an entry, with its opt_out.deleted event, once ``check`` accepts it (raising
+        refuses: nothing is written); returns the removed entry. Raises NotFoundError."""
+        if _has_nul(org_id, phone_number):
+            raise NotFoundError(phone_number)
+        return await self._write(
+            self.sql.opt_outs.delete,
+            org_id=org_id,
+            phone_number=phone_number,
+            check=check,
+            by=By(actor, surface, request_id),
+        )
+
+    async def receive_inbound(
+        self,
+        org_id: str,
+        *,
+        message_id: str,
+        phone_number: str,
+        fingerprint: str,
+        decide: InboundDecision,
+        actor: Actor,
+        request_id: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Apply an inbound keyword message from ``phone_number`` once, in one transaction: the
+        ledger change ``decide`` asks for, its audit event, and the answer remembered under
+        ``message_id``. Returns the answer and False; or, when ``message_id`` was seen with the
+        same ``fingerprint``, the first answer and True, changing nothing. Raises
+        IdempotencyConflict when it was seen with another fingerprint, NotFoundError for an
+        unknown organization."""
+        if _has_nul(org_id):
+            raise NotFoundError(org_id)
+        return await self._write(
+            self.sql.opt_outs.receive_inbound,
+            org_id=org_id,
+            message_id=message_id,
+            phone_number=phone_number,
+            fingerprint=fingerprint,
+            decide=decide,
+            by=By(actor, "v1", request_id),
+        )
+
+    async def replay(
+        self, org_id: str, kind: str, request_id: str, fingerprint: str
+    ) -> dict[str, Any] | None:
+        """The answer remembered under a request id (``kind``: inbound, missed_call) when the
+        payload's fingerprint is the same, else None when the id is new; raises
+        IdempotencyConflict when the id came with another payload. Reads only."""
+        if _has_nul(org_id):
+            return None
+        return await self._read(self.sql.opt_outs.replay, org_id, kind, request_id, fingerprint)

@@ -57,7 +57,14 @@ def cli(db: str | Path, *args: str, env: dict[str, str] | None = None) -> dict[s
     return json.loads(out.stdout)
 
 
-ALL_SCOPES = ("org:read", "org:admin:write", "audit:read")
+ALL_SCOPES = (
+    "org:read",
+    "org:admin:write",
+    "audit:read",
+    "opt_outs:read",
+    "opt_outs:write",
+    "messaging",
+)
 
 
 def full_key(db: str | Path, org_id: str, env: dict[str, str] | None = None) -> dict[str, Any]:

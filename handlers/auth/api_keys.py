@@ -20,7 +20,14 @@ KEY_PREFIX = "am_live_"
 SECRET_LENGTH = 40
 PREFIX_LENGTH = len(KEY_PREFIX) + 4
 BASE62 = string.ascii_letters + string.digits
-SCOPES = ("org:read", "org:admin:write", "audit:read")
+SCOPES = (
+    "org:read",
+    "org:admin:write",
+    "audit:read",
+    "opt_outs:read",
+    "opt_outs:write",
+    "messaging",
+)
 
 
 def hash_key(secret: str) -> str:

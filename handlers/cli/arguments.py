@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from handlers.auth.api_keys import SCOPES
+from handlers.cli import opt_outs
 from handlers.cli.commands import (
     Command,
     cmd_audit_verify,
@@ -180,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify = leaf(audit, "verify", cmd_audit_verify, "recompute the audit hash chains")
     verify.add_argument("--org", type=_text, default=None)
+
+    opt_outs.add_commands(commands, leaf, _text, _whole_number(1, 1000))
 
     demo = leaf(commands, "demo", cmd_demo, "set up a demo organization with keys and tokens")
     demo.add_argument("--host", type=_host, default="127.0.0.1")

@@ -27,7 +27,8 @@ def base_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _operator() -> dict[str, Any]:
+def operator() -> dict[str, Any]:
+    """The audit actor of a CLI command: the operator, by login name."""
     try:
         name = getpass.getuser()
     except Exception:
@@ -54,7 +55,7 @@ async def cmd_org_create(args: argparse.Namespace, config: Config, store: Store)
         tenant_type=args.tenant_type,
         plan=args.plan,
         throughput_tier=args.throughput_tier,
-        actor=_operator(),
+        actor=operator(),
     )
 
 
@@ -67,7 +68,7 @@ async def cmd_key_create(args: argparse.Namespace, config: Config, store: Store)
     """Mint an API key; the secret is printed here and never again."""
     secret, prefix, key_hash = mint_key()
     key = await store.create_key(
-        org_id=args.org, key_hash=key_hash, prefix=prefix, scopes=args.scope, actor=_operator()
+        org_id=args.org, key_hash=key_hash, prefix=prefix, scopes=args.scope, actor=operator()
     )
     return {
         "id": key["id"],
@@ -80,7 +81,7 @@ async def cmd_key_create(args: argparse.Namespace, config: Config, store: Store)
 
 async def cmd_key_revoke(args: argparse.Namespace, config: Config, store: Store) -> dict[str, Any]:
     """Revoke a key; it stops working at once."""
-    key = await store.revoke_key(args.key_id, _operator())
+    key = await store.revoke_key(args.key_id, operator())
     return {"id": key["id"], "revoked_at": key["revoked_at"]}
 
 
@@ -105,7 +106,7 @@ async def cmd_brand_create(
 ) -> dict[str, Any]:
     """Register a brand for an organization."""
     return await store.create_brand(
-        org_id=args.org, status=args.status, campaigns=args.campaigns, actor=_operator()
+        org_id=args.org, status=args.status, campaigns=args.campaigns, actor=operator()
     )
 
 
@@ -113,7 +114,7 @@ async def cmd_brand_delete(
     args: argparse.Namespace, config: Config, store: Store
 ) -> dict[str, Any]:
     """Delete a brand."""
-    return await store.delete_brand(args.brand_id, _operator())
+    return await store.delete_brand(args.brand_id, operator())
 
 
 async def cmd_audit_verify(
@@ -127,7 +128,7 @@ async def cmd_audit_verify(
 
 async def cmd_demo(args: argparse.Namespace, config: Config, store: Store) -> dict[str, Any]:
     """Init, create the demo org once, mint fresh demo keys and tokens, print curl lines."""
-    return await run_demo(config, store, _operator(), base_url=base_url(args.host, args.port))
+    return await run_demo(config, store, operator(), base_url=base_url(args.host, args.port))
 
 
 #: The commands that may create the database; every other one refuses a missing database.

@@ -61,6 +61,8 @@ _LOOKED_UP = (
 def _not_found(args: argparse.Namespace, exc: NotFoundError) -> str:
     """Which record was not found, from the id the store names and the command's arguments."""
     missing = str(exc.args[0]) if exc.args else ""
+    if missing.endswith(" is not opted out"):
+        return missing
     for attr, kind in _LOOKED_UP:
         if missing and getattr(args, attr, None) == missing:
             return f"{kind} {_quoted(missing)} not found"

@@ -265,9 +265,9 @@ class BodyValidator(AbstractRequestBodyValidator):
         if not raw.strip():
             if self.required:
                 raise InvalidJson("request body is required", details="expected a JSON object")
-            body = None
-        else:
-            body = parse_json(raw)
+            # An optional body left out: nothing to validate (the handler gets no body).
+            return replay(messages, receive), scope
+        body = parse_json(raw)
         if body is not None or not self.nullable:
             fast, full = self.checks.of(self.schema)
             errors = {} if fast(body) else collect_errors(full, body, self.read_only)

@@ -103,7 +103,34 @@ CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
     FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only();
 """
 
-MIGRATIONS: list[str] = [_001_INITIAL]
+# The opt-out ledger (``seq`` orders the newest-first page: a page at any depth is one index
+# range) and the requests remembered for idempotency, each with the answer it got.
+_002_OPT_OUT_LEDGER = """
+CREATE TABLE opt_outs (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    organization_id TEXT NOT NULL REFERENCES organizations(id),
+    phone_number TEXT NOT NULL,
+    source TEXT NOT NULL CHECK (source IN ('keyword', 'api')),
+    keyword TEXT,
+    inbound_message_id TEXT,
+    reason TEXT,
+    created_at TEXT NOT NULL,
+    UNIQUE (organization_id, phone_number)
+);
+CREATE INDEX opt_outs_newest ON opt_outs (organization_id, seq);
+
+CREATE TABLE remembered_requests (
+    organization_id TEXT NOT NULL REFERENCES organizations(id),
+    kind TEXT NOT NULL CHECK (kind IN ('inbound', 'missed_call')),
+    id TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (organization_id, kind, id)
+);
+"""
+
+MIGRATIONS: list[str] = [_001_INITIAL, _002_OPT_OUT_LEDGER]
 
 _TRACKING = """
 CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -142,10 +142,46 @@ def _003_write_probe(db: Database) -> None:
     db.execute("INSERT INTO write_probe (id, probed_at) VALUES (1, NULL)")
 
 
+def _004_opt_out_ledger(db: Database) -> None:
+    """The opt-out ledger (one entry per organization and number; ``seq`` orders the newest
+    first page, so a page at any depth is one index range) and the requests remembered for
+    idempotency (inbound messages, missed calls), each with the answer it got."""
+    db.execute(
+        """
+        CREATE TABLE opt_outs (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            organization_id TEXT NOT NULL REFERENCES organizations(id),
+            phone_number TEXT NOT NULL,
+            source TEXT NOT NULL CHECK (source IN ('keyword', 'api')),
+            keyword TEXT,
+            inbound_message_id TEXT,
+            reason TEXT,
+            created_at TEXT NOT NULL,
+            UNIQUE (organization_id, phone_number)
+        )
+        """
+    )
+    db.execute("CREATE INDEX opt_outs_newest ON opt_outs (organization_id, seq)")
+    db.execute(
+        """
+        CREATE TABLE remembered_requests (
+            organization_id TEXT NOT NULL REFERENCES organizations(id),
+            kind TEXT NOT NULL CHECK (kind IN ('inbound', 'missed_call')),
+            id TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (organization_id, kind, id)
+        ) WITHOUT ROWID
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _001_initial,
     _002_audit_hash_chain,
     _003_write_probe,
+    _004_opt_out_ledger,
 ]
 
 

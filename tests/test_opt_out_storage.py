@@ -1,0 +1,184 @@
+"""The opt-out ledger in the store, on both backends: entries, events, idempotency, races."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from conftest import OPERATOR, SyncStore, query, sync_store
+from storage import IdempotencyConflict, NotFoundError, open_store
+
+NUMBER = "+14155550123"
+
+
+def stop_decision(org: dict[str, Any], entry: dict[str, Any] | None):
+    """A STOP: add the entry unless it is there; the answer says which."""
+    action = "none" if entry else "opted_out"
+    return {"keyword": "STOP", "action": action}, None if entry else "add"
+
+
+def start_decision(org: dict[str, Any], entry: dict[str, Any] | None):
+    """A START: remove the entry if it is there."""
+    return {"keyword": "START", "action": "opted_in" if entry else "none"}, (
+        "remove" if entry else None
+    )
+
+
+def receive(store: SyncStore, org_id: str, message_id: str, decide=stop_decision, fp="f1"):
+    return store.receive_inbound(
+        org_id,
+        message_id=message_id,
+        phone_number=NUMBER,
+        fingerprint=fp,
+        decide=decide,
+        actor=OPERATOR,
+        request_id=None,
+    )
+
+
+def events(store: SyncStore, org_id: str, type_: str) -> list[dict[str, Any]]:
+    page, _ = store.list_events(org_id, limit=100)
+    return [e for e in page if e["type"] == type_]
+
+
+def test_put_adds_once_and_records_one_event(store, org):
+    """PUT twice: one entry (source api), one opt_out.created event with the source diff."""
+    entry, created = store.put_opt_out(
+        org["id"], NUMBER, reason="asked", actor=OPERATOR, surface="cli"
+    )
+    again, created_again = store.put_opt_out(
+        org["id"], NUMBER, reason="other", actor=OPERATOR, surface="cli"
+    )
+    assert (created, created_again) == (True, False)
+    assert again == entry
+    assert entry["source"] == "api" and entry["reason"] == "asked" and entry["keyword"] is None
+    [event] = events(store, org["id"], "opt_out.created")
+    assert event["changes"] == {f"opt_outs.{NUMBER}": {"from": None, "to": "api"}}
+    assert store.get_opt_out(org["id"], NUMBER) == entry
+    assert store.verify_audit(org["id"])["broken"] is None
+
+
+def test_put_for_an_unknown_organization_is_not_found(store):
+    with pytest.raises(NotFoundError):
+        store.put_opt_out("no-such-org", NUMBER, reason=None, actor=OPERATOR, surface="cli")
+
+
+def test_delete_refused_by_its_check_changes_nothing(store, org):
+    store.put_opt_out(org["id"], NUMBER, reason=None, actor=OPERATOR, surface="cli")
+
+    def refuse(entry):
+        raise PermissionError(entry["source"])
+
+    with pytest.raises(PermissionError):
+        store.delete_opt_out(org["id"], NUMBER, check=refuse, actor=OPERATOR, surface="cli")
+    assert store.get_opt_out(org["id"], NUMBER) is not None
+    assert events(store, org["id"], "opt_out.deleted") == []
+
+
+def test_delete_removes_the_entry_with_an_event(store, org):
+    entry, _ = store.put_opt_out(org["id"], NUMBER, reason=None, actor=OPERATOR, surface="cli")
+    removed = store.delete_opt_out(
+        org["id"], NUMBER, check=lambda e: None, actor=OPERATOR, surface="cli"
+    )
+    assert removed == entry
+    assert store.get_opt_out(org["id"], NUMBER) is None
+    [event] = events(store, org["id"], "opt_out.deleted")
+    assert event["changes"] == {f"opt_outs.{NUMBER}": {"from": "api", "to": None}}
+    with pytest.raises(NotFoundError):
+        store.delete_opt_out(org["id"], NUMBER, check=lambda e: None, actor=OPERATOR, surface="cli")
+
+
+def test_pages_are_newest_first_and_complete(store, org):
+    numbers = [f"+1415555{n:04d}" for n in range(7)]
+    for number in numbers:
+        store.put_opt_out(org["id"], number, reason=None, actor=OPERATOR, surface="cli")
+    seen, before = [], None
+    while True:
+        page, before = store.list_opt_outs(org["id"], limit=3, before_seq=before)
+        seen += [e["phone_number"] for e in page]
+        if before is None:
+            break
+    assert seen == numbers[::-1]
+    assert store.opted_out(org["id"], [numbers[0], "+14155559999", numbers[6]]) == {
+        numbers[0],
+        numbers[6],
+    }
+
+
+def test_inbound_stop_is_applied_once_and_replayed(store, org):
+    """The first STOP makes the entry (source keyword, its message id); the same id again
+    returns the first answer and changes nothing; another payload under it is a conflict."""
+    first, replayed = receive(store, org["id"], "SM1")
+    assert (first["action"], replayed) == ("opted_out", False)
+    entry = store.get_opt_out(org["id"], NUMBER)
+    assert (entry["source"], entry["keyword"], entry["inbound_message_id"]) == (
+        "keyword",
+        "STOP",
+        "SM1",
+    )
+    assert receive(store, org["id"], "SM1") == (first, True)
+    assert store.replay(org["id"], "inbound", "SM1", "f1") == first
+    with pytest.raises(IdempotencyConflict):
+        receive(store, org["id"], "SM1", fp="other")
+    with pytest.raises(IdempotencyConflict):
+        store.replay(org["id"], "inbound", "SM1", "other")
+    assert len(events(store, org["id"], "opt_out.created")) == 1
+    # A second STOP under a new id: no second entry, no second event.
+    assert receive(store, org["id"], "SM2")[0]["action"] == "none"
+    assert len(events(store, org["id"], "opt_out.created")) == 1
+
+
+def test_inbound_start_removes_a_keyword_entry(store, org):
+    receive(store, org["id"], "SM1")
+    answer, _ = receive(store, org["id"], "SM2", decide=start_decision)
+    assert answer["action"] == "opted_in"
+    assert store.get_opt_out(org["id"], NUMBER) is None
+    [event] = events(store, org["id"], "opt_out.deleted")
+    assert event["changes"] == {f"opt_outs.{NUMBER}": {"from": "keyword", "to": None}}
+
+
+def test_concurrent_stops_make_one_entry_one_event_one_confirmation(config, org):
+    """Twenty STOPs for one number at once through two stores (as two instances would), half
+    of them retries of one webhook: exactly one entry, one event, one confirmation."""
+    stores = [open_store(config.database), open_store(config.database)]
+
+    async def race() -> list[tuple[dict[str, Any], bool]]:
+        for s in stores:
+            await s.start()
+        try:
+            calls = [
+                stores[i % 2].receive_inbound(
+                    org["id"],
+                    message_id="SM-retried" if i % 2 else f"SM-{i}",
+                    phone_number=NUMBER,
+                    fingerprint="f1",
+                    decide=stop_decision,
+                    actor=OPERATOR,
+                    request_id=None,
+                )
+                for i in range(20)
+            ]
+            return await asyncio.gather(*calls)
+        finally:
+            for s in stores:
+                await s.close()
+
+    answers = asyncio.run(race())
+    retried = [answers[i] for i in range(1, 20, 2)]
+    assert [replayed for _, replayed in retried].count(False) == 1
+    assert all(a == retried[0][0] for a, _ in retried)  # every retry gets the first answer
+    first_actions = [a["action"] for a, replayed in answers if not replayed]
+    assert first_actions.count("opted_out") == 1
+    rows = query(config.database, "SELECT COUNT(*) FROM opt_outs")
+    assert rows == [(1,)]
+    events_rows = query(
+        config.database, "SELECT COUNT(*) FROM audit_events WHERE type = 'opt_out.created'"
+    )
+    assert events_rows == [(1,)]
+    checker = sync_store(config.database)
+    try:
+        assert checker.verify_audit(org["id"])["broken"] is None
+    finally:
+        checker.close()
