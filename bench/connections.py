@@ -403,6 +403,7 @@ def main() -> int:
         subprocess.run([str(BIN / "orgsettings"), "--db", db, "init"], check=True)
         org = cli(db, "org", "create", "--name", "Bench")
         scopes = ["--scope", "org:read", "--scope", "org:admin:write", "--scope", "audit:read"]
+        scopes += ["--scope", "messaging"]  # the same key as bench/targets.py's KEY_SCOPES
         token = cli(db, "key", "create", "--org", org["id"], *scopes)["key"]
         names = args.names or list(candidates(0, var))
         results = [measure(n, var, token, args.skip_wrk, args.wrk_only) for n in names]

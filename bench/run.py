@@ -44,6 +44,7 @@ import wrk
 from targets import (
     BENCH,
     ENDPOINTS,
+    INBOUND,
     INSTANCES,
     KEYS_PER_ORG,
     LABELS,
@@ -52,6 +53,7 @@ from targets import (
     RANDOM_ORGS,
     Endpoint,
     Target,
+    inbound_check,
     make_servers,
     preflight,
 )
@@ -127,17 +129,18 @@ def measure(
     of ``postmaster``) over the measured run is recorded too.
     """
     urls, headers = target.urls(endpoint), {"Authorization": target.auth(endpoint)}
-    options = {
-        "headers": headers,
-        "script": endpoint.script,
-        "script_args": target.script_args(endpoint),
-        "cpu": cpu,
-    }
+    options = {"headers": headers, "script": endpoint.script, "cpu": cpu}
 
     def drive(length: float) -> tuple[wrk.WrkResult, list[wrk.WrkResult]]:
+        # Script arguments per wrk run: inbound.lua's STOPs need numbers no run used before.
+        options["script_args"] = target.script_args(endpoint)
         if len(urls) == 1:
-            return wrk.run(urls[0], seconds=length, connections=CONNECTIONS, **options), []
-        return wrk.run_split(urls, seconds=length, connections=CONNECTIONS, **options)
+            out = wrk.run(urls[0], seconds=length, connections=CONNECTIONS, **options), []
+        else:
+            out = wrk.run_split(urls, seconds=length, connections=CONNECTIONS, **options)
+        sock = sum(out[0].socket_errors.values())
+        target.ran(endpoint, out[0].requests, sock, CONNECTIONS)
+        return out
 
     if warmup > 0:
         drive(warmup)
@@ -229,7 +232,11 @@ def print_run(
             f", CPU/req app {run['app_cpu_ms_per_req']:.2f} ms ({run['app_cores']:.2f} cores)"
             f" pg {run['pg_cpu_ms_per_req']:.2f} ms ({run['pg_cores']:.2f} cores)"
         )
-    label = labels[target.name] + (" (random key)" if endpoint.cred == "random" else "")
+    label = labels[target.name]
+    if endpoint.cred == "random":
+        label += " (random key)"
+    elif endpoint.after is not None:
+        label += f" {endpoint.label}"
     print(
         f"  {label:<28} {run['requests_per_s']:>8,.0f} req/s, "
         f"p50 {run['p50_ms']:.2f} ms, p99 {run['p99_ms']:.2f} ms{steal}{cpu}{flag}",
@@ -319,6 +326,8 @@ def main() -> int:
         endpoints = [e for e in ENDPOINTS if e.path == "/v1/organization"]
     else:
         endpoints = [*ENDPOINTS, RANDOM_GET] if random_orgs > 0 else list(ENDPOINTS)
+        if "orgsettings" in names:
+            endpoints += INBOUND
     cpus = pinning(notes)
     x2_cpus: list[int | None] | None = None
     if postgres and any(name in INSTANCES for name in names):
@@ -358,6 +367,20 @@ def main() -> int:
             started, endpoints, rounds, seconds, warmup, cpus[1], labels, postmaster
         )
         notes += busy_notes
+        inbound = {t.name: check for t in started if (check := inbound_check(t)) is not None}
+        for name, check in inbound.items():
+            line = (
+                f"{labels[name]}: {check['ledger_entries']:,} ledger entries for"
+                f" {check['stop_requests_completed']:,} STOP requests completed (preflight and"
+                f" warm-ups included; up to {check['stop_requests_maybe_sent']:,} more in flight"
+                " as wrk stopped): "
+            )
+            if check["every_stop_wrote"]:
+                line += "every STOP was a new number's write"
+            else:
+                line += "NOT every STOP wrote an entry"
+                notes.append(f"{labels[name]}: not every inbound STOP wrote a ledger entry")
+            print(f"\n{line}", flush=True)
         for target in started:
             if any(r["errors"] for r in runs if r["target"] == target.name):
                 for server in target.servers:
@@ -417,6 +440,7 @@ def main() -> int:
             "settings": settings,
             "startup_s": startups,
             "bulk_seeding": seeding,
+            "inbound_stop_check": inbound,
             "notes": notes,
             "bar": checks,
             "table": text,

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,8 @@ class Endpoint:
     body: dict[str, Any] | None
     only: tuple[str, ...] | None = None
     after: str | None = None
+    #: The first arguments of ``script`` (``inbound.lua``'s mode); see Target.script_args.
+    args: tuple[str, ...] = ()
 
 
 ENDPOINTS = [
@@ -97,6 +100,43 @@ RANDOM_GET = Endpoint(
 )
 RANDOM_ORGS = 100_000
 KEYS_PER_ORG = 2
+# Inbound messages (issue 18), orgsettings only, each run right after the endpoint it is
+# compared with, on the same server: a STOP from a new number (a write: ledger entry, audit
+# event, remembered answer) after PATCH, a non-keyword message (read-only) after GET.
+# ``lua/inbound.lua`` sends a new message id on every request; the bodies here are the
+# preflight's (its STOP number, +1 415 555 0123, is outside the script's +1 AAA 2XX XXXX).
+INBOUND_SCRIPT = "inbound.lua"
+INBOUND_TO = "+14155550100"
+INBOUND_STOP = Endpoint(
+    "POST /v1/inbound_messages (STOP, new number)",
+    "POST",
+    "/v1/inbound_messages",
+    INBOUND_SCRIPT,
+    "v1",
+    {"id": "bench-preflight-stop", "from": "+14155550123", "to": INBOUND_TO, "body": "STOP"},
+    only=("orgsettings",),
+    after="PATCH /v1/organization",
+    args=("stop",),
+)
+INBOUND_CHAT = Endpoint(
+    "POST /v1/inbound_messages (not a keyword)",
+    "POST",
+    "/v1/inbound_messages",
+    INBOUND_SCRIPT,
+    "v1",
+    {
+        "id": "bench-preflight-chat",
+        "from": "+14155550123",
+        "to": INBOUND_TO,
+        "body": "See you at 5",
+    },
+    only=("orgsettings",),
+    after="GET /v1/organization",
+    args=("chat",),
+)
+INBOUND = [INBOUND_STOP, INBOUND_CHAT]
+# The API key's scopes: messaging for the inbound messages.
+KEY_SCOPES = ("org:read", "org:admin:write", "audit:read", "messaging")
 
 
 @dataclass
@@ -112,6 +152,8 @@ class Setup:
     ready_headers: dict[str, str] = field(default_factory=dict)
     keys_file: Path | None = None
     seeding: dict[str, Any] | None = None
+    # The SQLite database file (None for PostgreSQL and the peers).
+    db_path: Path | None = None
 
 
 @dataclass
@@ -126,6 +168,10 @@ class Target:
     # More instances of the same service over the same database (postgresql-x2): wrk drives
     # every instance at once, the connections split between them.
     others: list[Server] = field(default_factory=list)
+    # inbound.lua's STOP runs: the index of the next number no run has used, and how many
+    # STOP requests wrk has completed (warm-ups included) with how many in flight at most.
+    next_number: int = 0
+    stop_sent: dict[str, int] = field(default_factory=lambda: {"completed": 0, "unsure": 0})
 
     @property
     def servers(self) -> list[Server]:
@@ -152,8 +198,23 @@ class Target:
         return self.setup.v1_auth if endpoint.cred == "v1" else self.setup.api_auth
 
     def script_args(self, endpoint: Endpoint) -> list[str]:
-        """Arguments for ``endpoint``'s Lua script: the keys file for "random", else none."""
-        return [str(self._keys_file())] if endpoint.cred == "random" else []
+        """Arguments for one wrk run of ``endpoint``'s Lua script: the keys file for "random";
+        for ``inbound.lua`` its mode, a tag unique to this run (message ids "bench-TAG-N") and
+        the index of the first number no earlier run used; else none."""
+        if endpoint.cred == "random":
+            return [str(self._keys_file())]
+        if endpoint.script == INBOUND_SCRIPT:
+            return [*endpoint.args, secrets.token_hex(4), str(self.next_number)]
+        return list(endpoint.args)
+
+    def ran(self, endpoint: Endpoint, requests: int, socket_errors: int, connections: int) -> None:
+        """After a wrk run of ``endpoint``: move past every number it may have used. wrk
+        counts completed requests; up to one more per connection (and one per socket error)
+        may have been sent, so the next run starts beyond those too."""
+        if endpoint.script == INBOUND_SCRIPT and endpoint.args[:1] == ("stop",):
+            self.next_number += requests + socket_errors + connections
+            self.stop_sent["completed"] += requests
+            self.stop_sent["unsure"] += socket_errors + connections
 
     def _keys_file(self) -> Path:
         if self.setup.keys_file is None:
@@ -188,8 +249,7 @@ def orgsettings_setup(tmp: Path, random_orgs: int = 0, db: str | None = None) ->
 
     call("init")
     org_id = call("org", "create", "--name", "Bench")["id"]
-    scopes = ("org:read", "org:admin:write", "audit:read")
-    key = call("key", "create", "--org", org_id, *(a for s in scopes for a in ("--scope", s)))
+    key = call("key", "create", "--org", org_id, *(a for s in KEY_SCOPES for a in ("--scope", s)))
     token = call(
         "token", "create", "--org", org_id, "--role", "ADMIN", "--sub", "bench", "--ttl", "86400"
     )
@@ -213,6 +273,7 @@ def orgsettings_setup(tmp: Path, random_orgs: int = 0, db: str | None = None) ->
         api_auth=f"Bearer {token['token']}",
         keys_file=keys_file,
         seeding=seeding,
+        db_path=None if db is not None else tmp / "bench.db",
     )
 
 
@@ -301,3 +362,27 @@ def preflight(target: Target, endpoint: Endpoint) -> tuple[int, str]:
             return int(resp.status), ""
     except urllib.error.HTTPError as exc:
         return int(exc.code), exc.read().decode(errors="replace")[:300]
+
+
+def inbound_check(target: Target) -> dict[str, Any] | None:
+    """After the runs: did every STOP write a ledger entry? The bench organization's entries
+    (read from its SQLite file) against the STOP requests wrk completed, the preflight's one
+    included; up to ``unsure`` more may have reached the server as wrk stopped. None when the
+    target has no SQLite file or sent no STOP."""
+    if target.setup.db_path is None or target.stop_sent["completed"] == 0:
+        return None
+    import sqlite3
+
+    uri = f"file:{target.setup.db_path}?mode=ro"
+    with closing(sqlite3.connect(uri, uri=True, timeout=30)) as conn:
+        entries = conn.execute(
+            "SELECT count(*) FROM opt_outs WHERE organization_id = ?", (target.setup.org_id,)
+        ).fetchone()[0]
+    completed = target.stop_sent["completed"] + 1
+    unsure = target.stop_sent["unsure"]
+    return {
+        "ledger_entries": entries,
+        "stop_requests_completed": completed,
+        "stop_requests_maybe_sent": unsure,
+        "every_stop_wrote": completed <= entries <= completed + unsure,
+    }
