@@ -101,12 +101,14 @@ format: install
 
 # Benchmark (bench/README.md): orgsettings against stock Connexion (FlaskApp and AsyncApp), FastAPI and a Starlette
 # ceiling, server pinned to CPU 0 and wrk to CPU 1. BENCH_SECONDS (5) sets each measured run, BENCH_ROUNDS (3) the interleaved rounds.
-# Installs the `bench` extra, and wrk from Debian when it is missing.
+# Installs the `bench` extra, and wrk from Debian when it is missing. Then the opt-out ledger at
+# 1,000,000 entries against one (bench/ledger_scale.py; BENCH_LEDGER=0 skips it).
 bench: install
 	$(PIP) install --quiet -e '.[bench]'
 	command -v wrk >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update && $$SUDO apt-get install -y wrk; }
 	$(BIN)/python bench/run.py
+	test "$${BENCH_LEDGER:-1}" = 0 || $(BIN)/python bench/ledger_scale.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
