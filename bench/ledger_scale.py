@@ -286,6 +286,72 @@ async def measure(
     return times
 
 
+def measure_sql(
+    subjects: list[Subject], misses: list[str], rounds: int, batch: int
+) -> dict[str, dict[str, list[int]]]:
+    """SQLite only: the same calls, timed the same way, made straight to the SQL functions the
+    Store hands its reader threads (``storage.sqlite.opt_outs.get`` / ``page``), each
+    subject on one connection opened as the Store opens them, on this thread: the database's
+    own work, without the thread hop and the event loop (whose scheduling noise on a loaded
+    machine is larger than the differences measured)."""
+    from storage.sqlite import opt_outs
+    from storage.sqlite.connection import connect
+
+    conns = {s.label: connect(s.location, 5.0) for s in subjects}
+    rng = random.Random(18)
+    times: dict[str, dict[str, list[int]]] = {
+        m: {s.label: [] for s in subjects} for m in MEASUREMENTS
+    }
+    try:
+        for index in range(rounds + 1):
+            shift = index % len(subjects)
+            for measurement in MEASUREMENTS:
+                for subject in subjects[shift:] + subjects[:shift]:
+                    db, org = conns[subject.label], subject.org_id
+                    for _ in range(batch):
+                        if measurement == "lookup (hit)":
+                            expect = rng.choice(subject.numbers)
+                            began = time.perf_counter_ns()
+                            got = opt_outs.get(db, org, expect)
+                        elif measurement == "lookup (miss)":
+                            number, expect = rng.choice(misses), None
+                            began = time.perf_counter_ns()
+                            got = opt_outs.get(db, org, number)
+                        else:
+                            before = None
+                            expect = min(PAGE, subject.entries)
+                            if measurement == "page at depth":
+                                before = rng.choice(subject.cursors)
+                                if subject.entries > PAGE:
+                                    expect = min(PAGE, subject.entries - 1)
+                            began = time.perf_counter_ns()
+                            got = opt_outs.page(db, org, limit=PAGE, before_seq=before)
+                        took = time.perf_counter_ns() - began
+                        check(measurement, subject, got, expect)
+                        if index > 0:
+                            times[measurement][subject.label].append(took)
+    finally:
+        for db in conns.values():
+            db.close()
+    return times
+
+
+def verdict_lines(summary: list[dict[str, Any]], big: str) -> list[str]:
+    """One line per measurement: the big organization against one entry (and, for pages,
+    against the 21-entry organization's page of the same 20 rows), aim <= AIM."""
+    out = []
+    for row in summary:
+        ratio, full = row[big]["vs_baseline"], row[big]["vs_full_page"]
+        line = f"{row['measurement']}: {big} entries {ratio:.2f}x one entry"
+        verdict = f"(aim <= {AIM:.2f}x) {'met' if ratio <= AIM else 'NOT MET'}"
+        if row["measurement"] in ("first page", "page at depth"):
+            # One entry makes a page of one row; 21 entries a page of 20 like the big one.
+            line += f", {full:.2f}x the 21-entry organization's page of 20 rows"
+            verdict += f"; same page size {'met' if full <= AIM else 'NOT MET'}"
+        out.append(line + " " + verdict)
+    return out
+
+
 def check(measurement: str, subject: Subject, got: Any, expect: Any) -> None:
     """Each call must answer what it was asked, or its timing means nothing."""
     if measurement == "lookup (hit)":
@@ -386,6 +452,9 @@ def run(args: argparse.Namespace, admin_url: str | None) -> int:
                 flush=True,
             )
             times = asyncio.run(measure(subjects, misses, args.rounds, args.batch))
+            sql_times = None
+            if not admin_url:
+                sql_times = measure_sql(subjects, misses, args.rounds, args.batch)
         finally:
             for name in dropping:
                 pg_mode.drop_database(admin_url, name)
@@ -394,17 +463,19 @@ def run(args: argparse.Namespace, admin_url: str | None) -> int:
     backend = "PostgreSQL" if admin_url else "SQLite"
     print(f"\n{backend}: median µs per Store call ({args.rounds * args.batch:,} calls each)\n")
     print(text + "\n")
-    verdicts = []
-    for row in summary:
-        ratio, full = row[big_label]["vs_baseline"], row[big_label]["vs_full_page"]
-        line = f"{row['measurement']}: {big_label} entries {ratio:.2f}x one entry"
-        verdict = f"(aim <= {AIM:.2f}x) {'met' if ratio <= AIM else 'NOT MET'}"
-        if row["measurement"] in ("first page", "page at depth"):
-            # One entry makes a page of one row; 21 entries a page of 20 like the big one.
-            line += f", {full:.2f}x the 21-entry organization's page of 20 rows"
-            verdict += f"; same page size {'met' if full <= AIM else 'NOT MET'}"
-        verdicts.append(line + " " + verdict)
-        print(verdicts[-1])
+    verdicts = verdict_lines(summary, big_label)
+    print("\n".join(verdicts))
+    sql_summary = sql_text = sql_verdicts = None
+    if sql_times is not None:
+        sql_summary = summarize(sql_times, labels)
+        sql_text = table(sql_summary, big_label)
+        print(
+            f"\n{backend}: median µs per call of the Store's SQL function alone (same calls,"
+            " one connection, no reader thread)\n"
+        )
+        print(sql_text + "\n")
+        sql_verdicts = verdict_lines(sql_summary, big_label)
+        print("\n".join(sql_verdicts))
     for name, plan in query_plans.items():
         print(f"plan, {name}: {plan}")
     print(f"load average after: {load()}")
@@ -423,6 +494,11 @@ def run(args: argparse.Namespace, admin_url: str | None) -> int:
                 "table": text,
                 "summary": summary,
                 "verdicts": verdicts,
+                "sql_alone": {
+                    "table": sql_text,
+                    "summary": sql_summary,
+                    "verdicts": sql_verdicts,
+                },
                 "wall_s": round(time.monotonic() - began, 1),
             },
             indent=2,
