@@ -16,12 +16,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from datetime import datetime
 from functools import partial
 from types import ModuleType
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from storage.audit_chain import verdict
 from storage.errors import NotFoundError, StorageUnavailable
+from storage.instants import from_text, to_text
 from storage.key_usage import KeyUsage
 from storage.records import OPERATOR_FIELDS, By, Planned, planned_change
 
@@ -41,6 +43,9 @@ EntryCheck = Callable[[dict[str, Any]], None]
 InboundDecision = Callable[
     [dict[str, Any], dict[str, Any] | None], tuple[dict[str, Any], str | None]
 ]
+#: Gets the organization, whether the caller is opted out and the last counted call's ``at``
+#: (or None); returns the answer and the instant to count (None: the answer texts nobody).
+MissedCallDecision = Callable[[dict[str, Any], bool, datetime | None], tuple[Any, datetime | None]]
 #: What ``modify_org`` returns: the record as committed, and its event (None: no change).
 Modified = tuple[dict[str, Any], dict[str, Any] | None]
 
@@ -362,3 +367,34 @@ class Store(ABC):
         if _has_nul(org_id):
             return None
         return await self._read(self.sql.opt_outs.replay, org_id, kind, request_id, fingerprint)
+
+    # -- missed calls -------------------------------------------------------------------------
+
+    async def receive_missed_call(
+        self,
+        org_id: str,
+        *,
+        call_id: str,
+        phone_number: str,
+        fingerprint: str,
+        decide: MissedCallDecision,
+    ) -> tuple[dict[str, Any], bool]:
+        """Answer a missed call once, in one transaction (see ``MissedCallDecision``): the
+        instant ``decide`` returns is kept for contact protection (the later one wins), the
+        answer remembered under ``call_id``. Returns it and False, or the first answer and True
+        for a retry (same ``fingerprint``). Raises IdempotencyConflict, NotFoundError."""
+        if _has_nul(org_id):
+            raise NotFoundError(org_id)
+
+        def decide_stored(org: dict[str, Any], opted_out: bool, last: str | None) -> Any:
+            answer, sent_at = decide(org, opted_out, from_text(last) if last else None)
+            return answer, to_text(sent_at) if sent_at is not None else None
+
+        return await self._write(
+            self.sql.missed_calls.receive,
+            org_id=org_id,
+            call_id=call_id,
+            phone_number=phone_number,
+            fingerprint=fingerprint,
+            decide=decide_stored,
+        )

@@ -1,6 +1,6 @@
 """The PostgreSQL backend: many instances over one database (see store.py)."""
 
-from storage.postgresql import audit, brands, keys, opt_outs, organizations
+from storage.postgresql import audit, brands, keys, missed_calls, opt_outs, organizations
 
 #: The SQL modules ``storage.store.Store`` calls (as ``self.sql.<module>.<function>``).
-__all__ = ["audit", "brands", "keys", "opt_outs", "organizations"]
+__all__ = ["audit", "brands", "keys", "missed_calls", "opt_outs", "organizations"]

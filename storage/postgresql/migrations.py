@@ -130,7 +130,20 @@ CREATE TABLE remembered_requests (
 );
 """
 
-MIGRATIONS: list[str] = [_001_INITIAL, _002_OPT_OUT_LEDGER]
+# The last missed-call auto-message per organization and number, for contact protection: the
+# ``at`` of the latest call answered send or hold (UTC text, fixed width, so text order is
+# time order) and that call's id.
+_003_MISSED_CALL_CONTACTS = """
+CREATE TABLE missed_call_contacts (
+    organization_id TEXT NOT NULL REFERENCES organizations(id),
+    phone_number TEXT NOT NULL,
+    last_sent_at TEXT NOT NULL,
+    call_id TEXT NOT NULL,
+    PRIMARY KEY (organization_id, phone_number)
+);
+"""
+
+MIGRATIONS: list[str] = [_001_INITIAL, _002_OPT_OUT_LEDGER, _003_MISSED_CALL_CONTACTS]
 
 _TRACKING = """
 CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -177,11 +177,29 @@ def _004_opt_out_ledger(db: Database) -> None:
     )
 
 
+def _005_missed_call_contacts(db: Database) -> None:
+    """The last missed-call auto-message per organization and number, for contact protection:
+    the ``at`` of the latest call answered send or hold (UTC text, fixed width, so text order
+    is time order) and that call's id."""
+    db.execute(
+        """
+        CREATE TABLE missed_call_contacts (
+            organization_id TEXT NOT NULL REFERENCES organizations(id),
+            phone_number TEXT NOT NULL,
+            last_sent_at TEXT NOT NULL,
+            call_id TEXT NOT NULL,
+            PRIMARY KEY (organization_id, phone_number)
+        ) WITHOUT ROWID
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _001_initial,
     _002_audit_hash_chain,
     _003_write_probe,
     _004_opt_out_ledger,
+    _005_missed_call_contacts,
 ]
 
 
