@@ -81,7 +81,7 @@ def text_errors(instance: t.Any) -> dict[str, str]:
                     errors.setdefault(path, f"field name {problem}")
                 stack.append((path, item))
         elif isinstance(value, list):
-            stack.extend((_join(base, str(i)), v) for i, v in enumerate(value))
+            stack.extend((_cut(f"{base}[{i}]"), v) for i, v in enumerate(value))
         elif isinstance(value, str) and (problem := _unsafe_text(value)):
             errors.setdefault(base or "body", problem)
     return errors
@@ -97,7 +97,11 @@ MAX_REPORTED = 50
 
 
 def _join(base: str, key: str) -> str:
-    path = f"{base}.{key}" if base else key
+    return _cut(f"{base}.{key}" if base else key)
+
+
+def _cut(path: str) -> str:
+    """``path`` cut to MAX_PATH characters (array items are ``name[3]``, as in validation)."""
     return path if len(path) <= MAX_PATH else path[: MAX_PATH - 1] + "\u2026"
 
 

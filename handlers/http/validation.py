@@ -155,6 +155,10 @@ def _message(error: ValidationError) -> str:
         )
     if kind == "maxLength":
         return f"must be at most {error.validator_value} characters"
+    if kind in ("minItems", "maxItems"):
+        count = error.validator_value
+        least = "least" if kind == "minItems" else "most"
+        return f"must have at {least} {count} item{'' if count == 1 else 's'}"
     if kind == "enum":
         return "must be one of: " + ", ".join(str(v) for v in error.validator_value)
     if kind == "pattern":
@@ -170,13 +174,25 @@ def _message(error: ValidationError) -> str:
     return error.message
 
 
+def field_path(parts: Iterable[str | int]) -> str:
+    """A field's path as details name it: dotted names, array items by index
+    (``recipients[3].phone_number``)."""
+    path = ""
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
 def collect_errors(
     validator: Draft4Validator, instance: t.Any, read_only: frozenset[str] = frozenset()
 ) -> dict[str, str]:
     """Every schema violation in ``instance`` as ``{"dotted.path": "message"}``."""
     errors: dict[str, str] = {}
     for error in validator.iter_errors(instance):
-        base = ".".join(str(p) for p in error.absolute_path)
+        base = field_path(error.absolute_path)
         for path, message in _explain(error, base, read_only):
             errors.setdefault(path or "body", message)
     return dict(sorted(errors.items()))
