@@ -65,8 +65,9 @@ unit-postgresql: install npm ## pytest over PostgreSQL (a throwaway cluster)
 # operation. No check is excluded. positive_data_acceptance also accepts, on a few operations
 # only, the statuses of rules JSON Schema cannot express (v1 PATCH: 412 stale If-Match, 422
 # cross-field and state rules; v1 audit_events and opt_outs lists: 422 forged cursor; the
-# ledger and inbound operations: 422 a phone number phonenumbers finds impossible; dashboard
-# missed-call PUT: 400 placeholder/enable rules); the reasons are in tests/contract.py. Every pass runs against a
+# ledger, inbound, send-decision and missed-call operations: 422 a phone number phonenumbers
+# finds impossible, an unknown zone, an `at` out of range; dashboard missed-call PUT: 400
+# placeholder/enable rules); the reasons are in tests/contract.py. Every pass runs against a
 # server over SQLite, then against one over PostgreSQL.
 contract-local: install
 	$(BIN)/python tests/contract.py --local

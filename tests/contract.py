@@ -63,6 +63,16 @@ EXTRA_STATUSES = {
                 "inbound_messages.receive",
             )
         },
+        "handlers.v1.send_decisions.decide": (
+            # 422: a number that matches the E.164 pattern but is not a possible number (or not
+            # canonical); a time_zone of the right shape that tzdata does not know; an `at`
+            # outside 1900-01-01..9999-12-01.
+            ["422"]
+        ),
+        "handlers.v1.missed_calls.receive": (
+            # 422: `from` possible and canonical only per phonenumbers; `at` out of range.
+            ["422"]
+        ),
     },
     "dashboard": {
         "handlers.dashboard.missed_call.put_missed_call_message": (
