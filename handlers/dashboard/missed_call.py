@@ -6,7 +6,7 @@ from typing import Any
 
 from handlers.dashboard.access import change_org, read_org, read_org_as_writer
 from handlers.errors import BadRequest
-from handlers.rules import missed_call
+from handlers.rules import missed_call, sms_encoding
 from handlers.services import Services
 
 Response = tuple[dict[str, Any], int]
@@ -70,3 +70,24 @@ def _enabled_without_message() -> BadRequest:
             "null; set missedCallMessage in the same request or first"
         ),
     )
+
+
+async def preview_missed_call_message(
+    services: Services, organizationId: str, body: dict[str, Any], token_info: dict[str, Any]
+) -> Response:
+    """Render a missed-call message (the given one, else the stored one); nothing changes."""
+    org = await read_org(services, organizationId, token_info)
+    message = body.get("missedCallMessage", org["missed_call_message"]) or ""
+    text = missed_call.render_auto_message(
+        message,
+        contact_name=body.get("contactName"),
+        agent_name=body.get("agentName"),
+        organization_name=org["name"],
+    )
+    size = sms_encoding.measure(text) if text else None
+    return {
+        "text": text or None,
+        "encoding": size.encoding if size else None,
+        "segments": size.segments if size else None,
+        "unknownPlaceholders": missed_call.unknown_placeholders(message),
+    }, 200
