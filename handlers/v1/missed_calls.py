@@ -33,6 +33,10 @@ def fingerprint(body: dict[str, Any], at: datetime | None) -> str:
     return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+#: A MissedCallResult's fields in the published order (a replayed answer is stored sorted).
+FIELDS = ("id", "action", "reason", "text", "encoding", "segments", "next_allowed_at")
+
+
 def answer(call_id: str, decision: MissedCallDecision) -> dict[str, Any]:
     """The answer's ``data``: the action, why, and the text with how it goes on the air."""
     size = sms_encoding.measure(decision.text) if decision.text else None
@@ -95,4 +99,4 @@ async def receive(
         ) from None
     except NotFoundError:
         raise NotFound("organization not found") from None
-    return {"success": True, "data": data}
+    return {"success": True, "data": {field: data[field] for field in FIELDS}}
