@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from handlers.http.errors import NotFound, ValidationFailed
-from handlers.rules import send_decisions, sms_encoding
+from handlers.errors import NotFound, ValidationFailed
+from handlers.rules import phone_numbers, send_decisions, sms_encoding
 from handlers.rules.missed_call_decision import MissedCallDecision, decide_missed_call
+from handlers.services import Services
 from handlers.v1.inbound_messages import IdempotencyConflictError
 from handlers.v1.instants import parse_at, rfc3339
-from handlers.v1.send_decisions import number_problem
 from storage import IdempotencyConflict, NotFoundError
 from storage.records import to_json
-
-if TYPE_CHECKING:
-    from handlers.http.app import Services
 
 
 def fingerprint(body: dict[str, Any], at: datetime | None) -> str:
@@ -56,7 +53,7 @@ async def receive(
 ) -> dict[str, Any]:
     """POST /v1/missed_calls."""
     details = {}
-    if problem := number_problem(body["from"]):
+    if problem := phone_numbers.problem(body["from"]):
         details["from"] = problem
     at, problem = parse_at(body.get("at"))
     if problem is not None:

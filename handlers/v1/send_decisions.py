@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import functools
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from handlers.http.errors import NotFound, ValidationFailed
+from handlers.errors import NotFound, ValidationFailed
 from handlers.rules import phone_numbers, quiet_hours, send_decisions
+from handlers.services import Services
 from handlers.v1.instants import parse_at, rfc3339
 from storage import NotFoundError
 
-if TYPE_CHECKING:
-    from handlers.http.app import Services
-
 UNKNOWN_ZONE = "is not an IANA time zone name the server knows"
-
-#: ``phone_numbers.problem``, cached by number: phonenumbers' parse costs ~40 us, most of a
-#: decision, and a pipeline asks about the same numbers again and again.
-number_problem = functools.lru_cache(maxsize=65536)(phone_numbers.problem)
 
 
 def problems(body: dict[str, Any]) -> dict[str, str]:
@@ -25,7 +18,7 @@ def problems(body: dict[str, Any]) -> dict[str, str]:
     details: dict[str, str] = {}
     for index, recipient in enumerate(body["recipients"]):
         field = f"recipients[{index}]"
-        if problem := number_problem(recipient["phone_number"]):
+        if problem := phone_numbers.problem(recipient["phone_number"]):
             details[f"{field}.phone_number"] = problem
         zone = recipient.get("time_zone")
         if zone is not None and not quiet_hours.is_time_zone(zone):
