@@ -286,11 +286,15 @@ def chains_of(rows: Iterable[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 END_SEQ = 2**63 - 1
 
 
-def page_of(rows: list[dict[str, Any]], limit: int) -> tuple[list[dict[str, Any]], int | None]:
-    """Up to ``limit + 1`` event rows, newest first, as a page of events and the seq to
-    continue before (None when there are no more)."""
+def page_of(
+    rows: list[dict[str, Any]],
+    limit: int,
+    decode: Callable[[dict[str, Any]], dict[str, Any]] = event_from_row,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Up to ``limit + 1`` rows, newest first (audit events, or what ``decode`` reads), as a
+    page and the seq to continue before (None when there are no more)."""
     next_seq = rows[limit - 1]["seq"] if len(rows) > limit else None
-    return [event_from_row(r) for r in rows[:limit]], next_seq
+    return [decode(r) for r in rows[:limit]], next_seq
 
 
 class Planned(NamedTuple):
@@ -332,70 +336,6 @@ def planned_change(
     return Planned(wanted, attestation, changes, row)
 
 
-# -- the opt-out ledger and remembered requests -------------------------------------------------
-
-#: What an OptOut shows, in the published order (the stored row adds organization_id and seq).
-OPT_OUT_FIELDS = (
-    "phone_number",
-    "source",
-    "keyword",
-    "inbound_message_id",
-    "reason",
-    "created_at",
-)
-
-
-def new_opt_out_row(
-    *,
-    org_id: str,
-    phone_number: str,
-    source: str,
-    keyword: str | None,
-    inbound_message_id: str | None,
-    reason: str | None,
-) -> dict[str, Any]:
-    """A new ledger entry's row (its ``seq`` is the database's)."""
-    return {
-        "organization_id": org_id,
-        "phone_number": phone_number,
-        "source": source,
-        "keyword": keyword,
-        "inbound_message_id": inbound_message_id,
-        "reason": reason,
-        "created_at": utcnow(),
-    }
-
-
-def opt_out_from_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A ledger row as the API shows it."""
-    return {field: row[field] for field in OPT_OUT_FIELDS}
-
-
-def opt_out_event(
-    by: By, org_id: str, before: dict[str, Any] | None, after: dict[str, Any] | None
-) -> Draft:
-    """The opt_out.created (no ``before``) or opt_out.deleted (no ``after``) event of an
-    entry: ``changes`` is ``{"opt_outs.<number>": {"from": source, "to": source}}``."""
-    entry = after or before
-    assert entry is not None
-    type_ = "opt_out.created" if after is not None else "opt_out.deleted"
-    change = {
-        "from": before["source"] if before else None,
-        "to": after["source"] if after else None,
-    }
-    at = after["created_at"] if after is not None else None
-    return Draft(type_, org_id, by, {f"opt_outs.{entry['phone_number']}": change}, at=at)
-
-
-def new_remembered_row(
-    *, org_id: str, kind: str, request_id: str, fingerprint: str, answer: dict[str, Any]
-) -> dict[str, Any]:
-    """A remembered request's row: the answer given to the first request under this id."""
-    return {
-        "organization_id": org_id,
-        "kind": kind,
-        "id": request_id,
-        "fingerprint": fingerprint,
-        "answer": to_json(answer),
-        "created_at": utcnow(),
-    }
+def insert_statement(table: str, columns: tuple[str, ...], mark: str) -> str:
+    """``INSERT INTO table (columns) VALUES (...)`` with the dialect's placeholder ``mark``."""
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(mark for _ in columns)})"

@@ -25,6 +25,7 @@ from storage.audit_chain import verdict
 from storage.errors import NotFoundError, StorageUnavailable
 from storage.instants import from_text, to_text
 from storage.key_usage import KeyUsage
+from storage.ledger import Remembered
 from storage.records import OPERATOR_FIELDS, By, Planned, planned_change
 
 T = TypeVar("T")
@@ -299,13 +300,8 @@ class Store(ABC):
         NotFoundError for an unknown organization."""
         if _has_nul(org_id):
             raise NotFoundError(org_id)
-        return await self._write(
-            self.sql.opt_outs.put,
-            org_id=org_id,
-            phone_number=phone_number,
-            reason=reason,
-            by=By(actor, surface, request_id),
-        )
+        by = By(actor, surface, request_id)
+        return await self._write(self.sql.opt_outs.put, org_id, phone_number, reason, by)
 
     async def delete_opt_out(
         self,
@@ -321,13 +317,8 @@ class Store(ABC):
         refuses: nothing is written); returns the removed entry. Raises NotFoundError."""
         if _has_nul(org_id, phone_number):
             raise NotFoundError(phone_number)
-        return await self._write(
-            self.sql.opt_outs.delete,
-            org_id=org_id,
-            phone_number=phone_number,
-            check=check,
-            by=By(actor, surface, request_id),
-        )
+        by = By(actor, surface, request_id)
+        return await self._write(self.sql.opt_outs.delete, org_id, phone_number, check, by)
 
     async def receive_inbound(
         self,
@@ -348,14 +339,10 @@ class Store(ABC):
         unknown organization."""
         if _has_nul(org_id):
             raise NotFoundError(org_id)
+        request = Remembered(org_id, "inbound", message_id, fingerprint)
+        by = By(actor, "v1", request_id)
         return await self._write(
-            self.sql.opt_outs.receive_inbound,
-            org_id=org_id,
-            message_id=message_id,
-            phone_number=phone_number,
-            fingerprint=fingerprint,
-            decide=decide,
-            by=By(actor, "v1", request_id),
+            self.sql.opt_outs.receive_inbound, request, phone_number, decide, by
         )
 
     async def replay(
@@ -366,7 +353,8 @@ class Store(ABC):
         IdempotencyConflict when the id came with another payload. Reads only."""
         if _has_nul(org_id):
             return None
-        return await self._read(self.sql.opt_outs.replay, org_id, kind, request_id, fingerprint)
+        request = Remembered(org_id, kind, request_id, fingerprint)
+        return await self._read(self.sql.opt_outs.replay, request)
 
     # -- missed calls -------------------------------------------------------------------------
 
@@ -390,11 +378,7 @@ class Store(ABC):
             answer, sent_at = decide(org, opted_out, from_text(last) if last else None)
             return answer, to_text(sent_at) if sent_at is not None else None
 
+        request = Remembered(org_id, "missed_call", call_id, fingerprint)
         return await self._write(
-            self.sql.missed_calls.receive,
-            org_id=org_id,
-            call_id=call_id,
-            phone_number=phone_number,
-            fingerprint=fingerprint,
-            decide=decide_stored,
+            self.sql.missed_calls.receive, request, phone_number, decide_stored
         )

@@ -7,11 +7,9 @@ the second finds the remembered answer (or the contact-protection record) the fi
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from psycopg import AsyncConnection
 
+from storage.ledger import Answered, MissedCallDecide, Remembered
 from storage.postgresql import opt_outs, organizations
 
 # The later of two counted calls is kept (calls may be reported out of order).
@@ -36,18 +34,13 @@ async def last_sent_at(conn: AsyncConnection, org_id: str, phone_number: str) ->
 
 
 async def receive(
-    conn: AsyncConnection,
-    *,
-    org_id: str,
-    call_id: str,
-    phone_number: str,
-    fingerprint: str,
-    decide: Callable[[dict[str, Any], bool, str | None], tuple[dict[str, Any], str | None]],
-) -> tuple[dict[str, Any], bool]:
+    conn: AsyncConnection, request: Remembered, phone_number: str, decide: MissedCallDecide
+) -> Answered:
     """Answer a missed call once: the answer, and whether it is a replay of the first answer
-    under ``call_id`` (see Store.receive_missed_call)."""
+    under its id (see Store.receive_missed_call)."""
+    org_id, call_id = request.org_id, request.id
     await organizations.lock(conn, org_id)
-    first = await opt_outs.replay(conn, org_id, "missed_call", call_id, fingerprint)
+    first = await opt_outs.replay(conn, request)
     if first is not None:
         return first, True
     org = await organizations.read(conn, org_id)
@@ -55,12 +48,5 @@ async def receive(
     answer, sent_at = decide(org, opted_out, await last_sent_at(conn, org_id, phone_number))
     if sent_at is not None:
         await conn.execute(_UPSERT, [org_id, phone_number, sent_at, call_id])
-    await opt_outs.remember(
-        conn,
-        org_id=org_id,
-        kind="missed_call",
-        request_id=call_id,
-        fingerprint=fingerprint,
-        answer=answer,
-    )
+    await opt_outs.remember(conn, request, answer)
     return answer, False

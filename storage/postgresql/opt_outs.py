@@ -12,34 +12,14 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from storage import ledger, records
 from storage.errors import IdempotencyConflict, NotFoundError
 from storage.postgresql import audit, organizations
-from storage.records import (
-    By,
-    from_json,
-    new_opt_out_row,
-    new_remembered_row,
-    opt_out_event,
-    opt_out_from_row,
-)
+from storage.records import By
 
-_COLUMNS = (
-    "organization_id",
-    "phone_number",
-    "source",
-    "keyword",
-    "inbound_message_id",
-    "reason",
-    "created_at",
-)
-_INSERT = (
-    f"INSERT INTO opt_outs ({', '.join(_COLUMNS)}) VALUES ({', '.join('%s' for _ in _COLUMNS)})"
-)
-_REMEMBERED_COLUMNS = ("organization_id", "kind", "id", "fingerprint", "answer", "created_at")
-_REMEMBER = (
-    f"INSERT INTO remembered_requests ({', '.join(_REMEMBERED_COLUMNS)})"
-    f" VALUES ({', '.join('%s' for _ in _REMEMBERED_COLUMNS)})"
-)
+_INSERT = records.insert_statement("opt_outs", ledger.OPT_OUT_COLUMNS, "%s")
+_PAGE = "SELECT * FROM opt_outs WHERE organization_id = %s AND seq < %s ORDER BY seq DESC LIMIT %s"
+_REMEMBER = records.insert_statement("remembered_requests", ledger.REMEMBERED_COLUMNS, "%s")
 
 
 async def get(conn: AsyncConnection, org_id: str, phone_number: str) -> dict[str, Any] | None:
@@ -49,7 +29,7 @@ async def get(conn: AsyncConnection, org_id: str, phone_number: str) -> dict[str
         [org_id, phone_number],
     )
     row = await cursor.fetchone()
-    return opt_out_from_row(row) if row else None
+    return ledger.opt_out_from_row(row) if row else None
 
 
 async def opted_out(conn: AsyncConnection, org_id: str, phone_numbers: list[str]) -> set[str]:
@@ -67,23 +47,15 @@ async def page(
     conn: AsyncConnection, org_id: str, *, limit: int, before_seq: int | None
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Entries newest first; the page and the seq to continue before, if there are more."""
-    sql = "SELECT * FROM opt_outs WHERE organization_id = %s"
-    params: list[Any] = [org_id]
-    if before_seq is not None:
-        sql += " AND seq < %s"
-        params.append(before_seq)
-    sql += " ORDER BY seq DESC LIMIT %s"
-    params.append(limit + 1)
-    cursor = await conn.execute(sql, params)
-    rows = await cursor.fetchall()
-    next_seq = rows[limit - 1]["seq"] if len(rows) > limit else None
-    return [opt_out_from_row(r) for r in rows[:limit]], next_seq
+    before = records.END_SEQ if before_seq is None else before_seq
+    cursor = await conn.execute(_PAGE, [org_id, before, limit + 1])
+    return records.page_of(await cursor.fetchall(), limit, ledger.opt_out_from_row)
 
 
 async def _add(conn: AsyncConnection, row: dict[str, Any], by: By) -> dict[str, Any]:
-    await conn.execute(_INSERT, [row[c] for c in _COLUMNS])
-    entry = opt_out_from_row(row)
-    await audit.record(conn, opt_out_event(by, row["organization_id"], None, entry))
+    await conn.execute(_INSERT, [row[c] for c in ledger.OPT_OUT_COLUMNS])
+    entry = ledger.opt_out_from_row(row)
+    await audit.record(conn, ledger.opt_out_event(by, row["organization_id"], None, entry))
     return entry
 
 
@@ -92,16 +64,11 @@ async def _remove(conn: AsyncConnection, org_id: str, entry: dict[str, Any], by:
         "DELETE FROM opt_outs WHERE organization_id = %s AND phone_number = %s",
         [org_id, entry["phone_number"]],
     )
-    await audit.record(conn, opt_out_event(by, org_id, entry, None))
+    await audit.record(conn, ledger.opt_out_event(by, org_id, entry, None))
 
 
 async def put(
-    conn: AsyncConnection,
-    *,
-    org_id: str,
-    phone_number: str,
-    reason: str | None,
-    by: By,
+    conn: AsyncConnection, org_id: str, phone_number: str, reason: str | None, by: By
 ) -> tuple[dict[str, Any], bool]:
     """Add an entry by hand (source ``api``): the entry and True, or the existing entry
     unchanged and False (no event)."""
@@ -109,20 +76,12 @@ async def put(
     existing = await get(conn, org_id, phone_number)
     if existing is not None:
         return existing, False
-    row = new_opt_out_row(
-        org_id=org_id,
-        phone_number=phone_number,
-        source="api",
-        keyword=None,
-        inbound_message_id=None,
-        reason=reason,
-    )
+    row = ledger.new_opt_out_row(org_id, phone_number, "api", None, None, reason)
     return await _add(conn, row, by), True
 
 
 async def delete(
     conn: AsyncConnection,
-    *,
     org_id: str,
     phone_number: str,
     check: Callable[[dict[str, Any]], None],
@@ -138,87 +97,53 @@ async def delete(
     return entry
 
 
-async def remembered(
-    conn: AsyncConnection, org_id: str, kind: str, request_id: str
-) -> dict[str, Any] | None:
-    """The fingerprint and answer remembered for a request id, or None."""
+async def replay(conn: AsyncConnection, request: ledger.Remembered) -> dict[str, Any] | None:
+    """The first answer under the request's id when its payload is the same; None when the id
+    is new. Raises IdempotencyConflict when the id came with another payload."""
     cursor = await conn.execute(
         "SELECT fingerprint, answer FROM remembered_requests"
         " WHERE organization_id = %s AND kind = %s AND id = %s",
-        [org_id, kind, request_id],
+        [request.org_id, request.kind, request.id],
     )
-    row = await cursor.fetchone()
-    if row is None:
-        return None
-    return {"fingerprint": row["fingerprint"], "answer": from_json(row["answer"])}
-
-
-async def replay(
-    conn: AsyncConnection, org_id: str, kind: str, request_id: str, fingerprint: str
-) -> dict[str, Any] | None:
-    """The first answer under this id when the payload is the same; None when the id is new.
-    Raises IdempotencyConflict when the id came with another payload."""
-    prior = await remembered(conn, org_id, kind, request_id)
+    prior = await cursor.fetchone()
     if prior is None:
         return None
-    if prior["fingerprint"] != fingerprint:
-        raise IdempotencyConflict(request_id)
-    return prior["answer"]
+    if prior["fingerprint"] != request.fingerprint:
+        raise IdempotencyConflict(request.id)
+    return records.from_json(prior["answer"])
 
 
 async def remember(
-    conn: AsyncConnection,
-    *,
-    org_id: str,
-    kind: str,
-    request_id: str,
-    fingerprint: str,
-    answer: dict[str, Any],
+    conn: AsyncConnection, request: ledger.Remembered, answer: dict[str, Any]
 ) -> None:
-    """Remember the answer given to a request id, in the open transaction."""
-    row = new_remembered_row(
-        org_id=org_id, kind=kind, request_id=request_id, fingerprint=fingerprint, answer=answer
-    )
-    await conn.execute(_REMEMBER, [row[c] for c in _REMEMBERED_COLUMNS])
+    """Remember the answer given to a request, in the open transaction."""
+    row = request.row(answer)
+    await conn.execute(_REMEMBER, [row[c] for c in ledger.REMEMBERED_COLUMNS])
 
 
 async def receive_inbound(
     conn: AsyncConnection,
-    *,
-    org_id: str,
-    message_id: str,
+    request: ledger.Remembered,
     phone_number: str,
-    fingerprint: str,
-    decide: Callable[..., tuple[dict[str, Any], str | None]],
+    decide: ledger.InboundDecide,
     by: By,
-) -> tuple[dict[str, Any], bool]:
+) -> ledger.Answered:
     """Apply an inbound keyword message to the ledger once: the answer, and whether it is a
-    replay of the first answer under ``message_id`` (see Store.receive_inbound)."""
+    replay of the first answer under its id (see Store.receive_inbound)."""
+    org_id, message_id = request.org_id, request.id
     await organizations.lock(conn, org_id)
-    first = await replay(conn, org_id, "inbound", message_id, fingerprint)
+    first = await replay(conn, request)
     if first is not None:
         return first, True
     org = await organizations.read(conn, org_id)
     entry = await get(conn, org_id, phone_number)
     answer, change = decide(org, entry)
     if change == "add" and entry is None:
-        row = new_opt_out_row(
-            org_id=org_id,
-            phone_number=phone_number,
-            source="keyword",
-            keyword=answer["keyword"],
-            inbound_message_id=message_id,
-            reason=None,
+        row = ledger.new_opt_out_row(
+            org_id, phone_number, "keyword", answer["keyword"], message_id, None
         )
         await _add(conn, row, by)
     elif change == "remove" and entry is not None:
         await _remove(conn, org_id, entry, by)
-    await remember(
-        conn,
-        org_id=org_id,
-        kind="inbound",
-        request_id=message_id,
-        fingerprint=fingerprint,
-        answer=answer,
-    )
+    await remember(conn, request, answer)
     return answer, False

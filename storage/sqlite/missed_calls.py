@@ -6,11 +6,9 @@ contact-protection record commit together or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from sqlite_utils import Database
 
+from storage.ledger import Answered, MissedCallDecide, Remembered
 from storage.sqlite import opt_outs, organizations
 
 # The later of two counted calls is kept (calls may be reported out of order).
@@ -34,17 +32,12 @@ def last_sent_at(db: Database, org_id: str, phone_number: str) -> str | None:
 
 
 def receive(
-    db: Database,
-    *,
-    org_id: str,
-    call_id: str,
-    phone_number: str,
-    fingerprint: str,
-    decide: Callable[[dict[str, Any], bool, str | None], tuple[dict[str, Any], str | None]],
-) -> tuple[dict[str, Any], bool]:
+    db: Database, request: Remembered, phone_number: str, decide: MissedCallDecide
+) -> Answered:
     """Answer a missed call once: the answer, and whether it is a replay of the first answer
-    under ``call_id`` (see Store.receive_missed_call)."""
-    first = opt_outs.replay(db, org_id, "missed_call", call_id, fingerprint)
+    under its id (see Store.receive_missed_call)."""
+    org_id, call_id = request.org_id, request.id
+    first = opt_outs.replay(db, request)
     if first is not None:
         return first, True
     org = organizations.read(db, org_id)
@@ -52,12 +45,5 @@ def receive(
     answer, sent_at = decide(org, opted_out, last_sent_at(db, org_id, phone_number))
     if sent_at is not None:
         db.execute(_UPSERT, [org_id, phone_number, sent_at, call_id])
-    opt_outs.remember(
-        db,
-        org_id=org_id,
-        kind="missed_call",
-        request_id=call_id,
-        fingerprint=fingerprint,
-        answer=answer,
-    )
+    opt_outs.remember(db, request, answer)
     return answer, False

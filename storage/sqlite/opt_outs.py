@@ -11,34 +11,14 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from storage import ledger, records
 from storage.errors import IdempotencyConflict, NotFoundError
-from storage.records import (
-    By,
-    from_json,
-    new_opt_out_row,
-    new_remembered_row,
-    opt_out_event,
-    opt_out_from_row,
-)
+from storage.records import By
 from storage.sqlite import audit, organizations
 
-_COLUMNS = (
-    "organization_id",
-    "phone_number",
-    "source",
-    "keyword",
-    "inbound_message_id",
-    "reason",
-    "created_at",
-)
-_INSERT = (
-    f"INSERT INTO opt_outs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
-)
-_REMEMBERED_COLUMNS = ("organization_id", "kind", "id", "fingerprint", "answer", "created_at")
-_REMEMBER = (
-    f"INSERT INTO remembered_requests ({', '.join(_REMEMBERED_COLUMNS)})"
-    f" VALUES ({', '.join('?' for _ in _REMEMBERED_COLUMNS)})"
-)
+_INSERT = records.insert_statement("opt_outs", ledger.OPT_OUT_COLUMNS, "?")
+_PAGE = "SELECT * FROM opt_outs WHERE organization_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+_REMEMBER = records.insert_statement("remembered_requests", ledger.REMEMBERED_COLUMNS, "?")
 
 
 def _row(db: Database, sql: str, params: list[Any]) -> dict[str, Any] | None:
@@ -56,7 +36,7 @@ def get(db: Database, org_id: str, phone_number: str) -> dict[str, Any] | None:
         "SELECT * FROM opt_outs WHERE organization_id = ? AND phone_number = ?",
         [org_id, phone_number],
     )
-    return opt_out_from_row(row) if row else None
+    return ledger.opt_out_from_row(row) if row else None
 
 
 def opted_out(db: Database, org_id: str, phone_numbers: list[str]) -> set[str]:
@@ -76,22 +56,15 @@ def page(
     db: Database, org_id: str, *, limit: int, before_seq: int | None
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Entries newest first; the page and the seq to continue before, if there are more."""
-    sql = "SELECT * FROM opt_outs WHERE organization_id = ?"
-    params: list[Any] = [org_id]
-    if before_seq is not None:
-        sql += " AND seq < ?"
-        params.append(before_seq)
-    sql += " ORDER BY seq DESC LIMIT ?"
-    params.append(limit + 1)
-    rows = list(db.query(sql, params))
-    next_seq = rows[limit - 1]["seq"] if len(rows) > limit else None
-    return [opt_out_from_row(r) for r in rows[:limit]], next_seq
+    before = records.END_SEQ if before_seq is None else before_seq
+    rows = list(db.query(_PAGE, [org_id, before, limit + 1]))
+    return records.page_of(rows, limit, ledger.opt_out_from_row)
 
 
 def _add(db: Database, row: dict[str, Any], by: By) -> dict[str, Any]:
-    db.execute(_INSERT, [row[c] for c in _COLUMNS])
-    entry = opt_out_from_row(row)
-    audit.record(db, opt_out_event(by, row["organization_id"], None, entry))
+    db.execute(_INSERT, [row[c] for c in ledger.OPT_OUT_COLUMNS])
+    entry = ledger.opt_out_from_row(row)
+    audit.record(db, ledger.opt_out_event(by, row["organization_id"], None, entry))
     return entry
 
 
@@ -100,16 +73,11 @@ def _remove(db: Database, org_id: str, entry: dict[str, Any], by: By) -> None:
         "DELETE FROM opt_outs WHERE organization_id = ? AND phone_number = ?",
         [org_id, entry["phone_number"]],
     )
-    audit.record(db, opt_out_event(by, org_id, entry, None))
+    audit.record(db, ledger.opt_out_event(by, org_id, entry, None))
 
 
 def put(
-    db: Database,
-    *,
-    org_id: str,
-    phone_number: str,
-    reason: str | None,
-    by: By,
+    db: Database, org_id: str, phone_number: str, reason: str | None, by: By
 ) -> tuple[dict[str, Any], bool]:
     """Add an entry by hand (source ``api``): the entry and True, or the existing entry
     unchanged and False (no event)."""
@@ -117,20 +85,12 @@ def put(
     existing = get(db, org_id, phone_number)
     if existing is not None:
         return existing, False
-    row = new_opt_out_row(
-        org_id=org_id,
-        phone_number=phone_number,
-        source="api",
-        keyword=None,
-        inbound_message_id=None,
-        reason=reason,
-    )
+    row = ledger.new_opt_out_row(org_id, phone_number, "api", None, None, reason)
     return _add(db, row, by), True
 
 
 def delete(
     db: Database,
-    *,
     org_id: str,
     phone_number: str,
     check: Callable[[dict[str, Any]], None],
@@ -145,82 +105,49 @@ def delete(
     return entry
 
 
-def remembered(db: Database, org_id: str, kind: str, request_id: str) -> dict[str, Any] | None:
-    """The fingerprint and answer remembered for a request id, or None."""
-    row = _row(
-        db,
+def replay(db: Database, request: ledger.Remembered) -> dict[str, Any] | None:
+    """The first answer under the request's id when its payload is the same; None when the id
+    is new. Raises IdempotencyConflict when the id came with another payload."""
+    prior = db.conn.execute(
         "SELECT fingerprint, answer FROM remembered_requests"
         " WHERE organization_id = ? AND kind = ? AND id = ?",
-        [org_id, kind, request_id],
-    )
-    return {"fingerprint": row["fingerprint"], "answer": from_json(row["answer"])} if row else None
-
-
-def replay(
-    db: Database, org_id: str, kind: str, request_id: str, fingerprint: str
-) -> dict[str, Any] | None:
-    """The first answer under this id when the payload is the same; None when the id is new.
-    Raises IdempotencyConflict when the id came with another payload."""
-    prior = remembered(db, org_id, kind, request_id)
+        [request.org_id, request.kind, request.id],
+    ).fetchone()
     if prior is None:
         return None
-    if prior["fingerprint"] != fingerprint:
-        raise IdempotencyConflict(request_id)
-    return prior["answer"]
+    if prior[0] != request.fingerprint:
+        raise IdempotencyConflict(request.id)
+    return records.from_json(prior[1])
 
 
-def remember(
-    db: Database,
-    *,
-    org_id: str,
-    kind: str,
-    request_id: str,
-    fingerprint: str,
-    answer: dict[str, Any],
-) -> None:
-    """Remember the answer given to a request id, in the open transaction."""
-    row = new_remembered_row(
-        org_id=org_id, kind=kind, request_id=request_id, fingerprint=fingerprint, answer=answer
-    )
-    db.execute(_REMEMBER, [row[c] for c in _REMEMBERED_COLUMNS])
+def remember(db: Database, request: ledger.Remembered, answer: dict[str, Any]) -> None:
+    """Remember the answer given to a request, in the open transaction."""
+    row = request.row(answer)
+    db.execute(_REMEMBER, [row[c] for c in ledger.REMEMBERED_COLUMNS])
 
 
 def receive_inbound(
     db: Database,
-    *,
-    org_id: str,
-    message_id: str,
+    request: ledger.Remembered,
     phone_number: str,
-    fingerprint: str,
-    decide: Callable[..., tuple[dict[str, Any], str | None]],
+    decide: ledger.InboundDecide,
     by: By,
-) -> tuple[dict[str, Any], bool]:
+) -> ledger.Answered:
     """Apply an inbound keyword message to the ledger once: the answer, and whether it is a
-    replay of the first answer under ``message_id`` (see Store.receive_inbound)."""
-    first = replay(db, org_id, "inbound", message_id, fingerprint)
+    replay of the first answer under its id (see Store.receive_inbound)."""
+    org_id, message_id = request.org_id, request.id
+    first = replay(db, request)
     if first is not None:
         return first, True
     org = organizations.read(db, org_id)
     entry = get(db, org_id, phone_number)
     answer, change = decide(org, entry)
     if change == "add" and entry is None:
-        row = new_opt_out_row(
-            org_id=org_id,
-            phone_number=phone_number,
-            source="keyword",
-            keyword=answer["keyword"],
-            inbound_message_id=message_id,
-            reason=None,
+        row = ledger.new_opt_out_row(
+            org_id, phone_number, "keyword", answer["keyword"], message_id, None
         )
         _add(db, row, by)
     elif change == "remove" and entry is not None:
         _remove(db, org_id, entry, by)
-    remember(
-        db,
-        org_id=org_id,
-        kind="inbound",
-        request_id=message_id,
-        fingerprint=fingerprint,
-        answer=answer,
-    )
+    remember(db, request, answer)
     return answer, False
