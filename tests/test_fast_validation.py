@@ -158,3 +158,13 @@ def test_the_write_bodies_take_the_fast_path() -> None:
     assert accepts(patch)({"message_retention_days": 31})
     assert accepts(put)({"contactProtectionPeriod": 1})
     assert not accepts(patch)({"message_retention_days": 31.0})
+
+
+@pytest.mark.parametrize("value", ["SM1\n", "SM1\n\n", "\nSM1"])
+def test_a_pattern_ends_at_the_end_of_the_string(value: str) -> None:
+    """Regression: ``re.search`` lets ``$`` match before a final newline, so ``"SM1\\n"`` passed
+    ``^[A-Za-z0-9._:-]{1,100}$`` in both checks and was stored as a message id."""
+    schema = {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,100}$"}
+    assert not accepts(schema)(value)
+    assert list(compiled(schema).iter_errors(value))
+    assert accepts(schema)("SM1")

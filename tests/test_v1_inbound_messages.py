@@ -154,6 +154,7 @@ def test_another_message_under_a_used_id_is_409(client, store, org, key, change)
         ("to", "+1415555", "not a possible phone number"),
         ("from", "14155550123", "E.164"),
         ("id", "has space", None),
+        ("id", "SM1\n", None),
         ("body", "x" * 1601, None),
     ],
 )

@@ -44,9 +44,29 @@ def _is_email(value: object) -> bool:
 _CONNEXION_ONLY = frozenset({"readOnly", "writeOnly"})
 
 
+def ecma_patterns(node: t.Any) -> t.Any:
+    """A copy of a schema whose ``pattern``s end as JSON Schema's do.
+
+    JSON Schema reads a pattern as an ECMA-262 regular expression, where a final ``$`` is the
+    end of the string. jsonschema and fastjsonschema run it with Python's ``re.search``, where
+    ``$`` also matches before a final newline, so ``"SM1\n"`` would pass ``^[A-Za-z0-9]+$``.
+    The copy ends each such pattern with ``\\Z`` (the end of the string only) instead.
+    """
+    if isinstance(node, list):
+        return [ecma_patterns(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    copied = {key: ecma_patterns(value) for key, value in node.items()}
+    pattern = node.get("pattern")
+    if isinstance(pattern, str) and pattern.endswith("$") and not pattern.endswith("\\$"):
+        copied["pattern"] = pattern[:-1] + "\\Z"
+    return copied
+
+
 def compiled(schema: dict) -> Draft4Validator:
-    """The validator for ``schema`` (what Connexion's own request validator checks)."""
-    return Draft4RequestValidator(schema, format_checker=FORMAT_CHECKER)
+    """The validator for ``schema`` (what Connexion's own request validator checks, with
+    ``ecma_patterns``)."""
+    return Draft4RequestValidator(ecma_patterns(schema), format_checker=FORMAT_CHECKER)
 
 
 def accepts(schema: dict) -> Callable[[t.Any], bool]:
@@ -65,7 +85,7 @@ def accepts(schema: dict) -> Callable[[t.Any], bool]:
     """
     # Connexion attaches the spec's whole "components" to each body schema so that "$ref"s
     # resolve; without a "$ref" (refused below) nothing in it applies to the body.
-    effective = {k: v for k, v in schema.items() if k != "components"}
+    effective = ecma_patterns({k: v for k, v in schema.items() if k != "components"})
     if not _fast_checkable(effective):
         return _never
     formats = {name: _format_check(name) for name in FORMAT_CHECKER.checkers}
