@@ -28,12 +28,20 @@ RANDOM_GET = "GET /v1/organization (random key)"
 PATCH = "PATCH /v1/organization"
 INBOUND_STOP = "POST /v1/inbound_messages (STOP, new number)"
 INBOUND_CHAT = "POST /v1/inbound_messages (not a keyword)"
+SEND_DECISIONS = "POST /v1/send_decisions (100 recipients)"
+MISSED_CALLS = "POST /v1/missed_calls (new caller)"
+# Issue 19: recipient decisions per second (req/s x recipients per request) on one worker.
+DECISIONS_PER_REQUEST = 100
+DECISIONS_AIM = 20_000
 # The endpoint each orgsettings-only endpoint is compared with, on the same server, in the same
 # round (run right before it): the table's "vs base" column, and the aim for that ratio.
 BASES = {
     RANDOM_GET: (SINGLE_GET, 0.9),
     INBOUND_STOP: (PATCH, 0.8),
     INBOUND_CHAT: (SINGLE_GET, 1.0),
+    MISSED_CALLS: (PATCH, 0.8),
+    # Shown for scale only: send decisions' aim is decisions/s (DECISIONS_AIM), not a ratio.
+    SEND_DECISIONS: (SINGLE_GET, None),
 }
 # Issue 6's bars (the bench reports, never fails on them) and aims (reported as met / not met).
 BARS = (("vs_connexion", "Connexion 3 FlaskApp stock", 2.0), ("vs_fastapi", "FastAPI", 1.0))
@@ -201,7 +209,12 @@ def bar_check(rows: list[dict[str, Any]], random_keys: int | None = None) -> lis
             f" {single['requests_per_s']:,.0f} with one key: {ratio:.2f}x"
             f" (aim {RANDOM_KEY_AIM:.2f}x) {_aim(ratio >= RANDOM_KEY_AIM)}"
         )
-    for endpoint, name in ((INBOUND_STOP, "inbound STOP"), (INBOUND_CHAT, "inbound non-keyword")):
+    inbound = (
+        (INBOUND_STOP, "inbound STOP"),
+        (INBOUND_CHAT, "inbound non-keyword"),
+        (MISSED_CALLS, "missed calls (new caller)"),
+    )
+    for endpoint, name in inbound:
         row = by_key.get(("orgsettings", endpoint))
         if not row or row.get("vs_base") is None:
             continue
@@ -211,6 +224,16 @@ def bar_check(rows: list[dict[str, Any]], random_keys: int | None = None) -> lis
         out.append(
             f"{name}: {row['requests_per_s']:,.0f} req/s{ref_rps} for {base}:"
             f" {row['vs_base']:.2f}x (aim {aim:.2f}x) {_aim(row['vs_base'] >= aim)}"
+        )
+    row = by_key.get(("orgsettings", SEND_DECISIONS))
+    if row:
+        rate = row["requests_per_s"] * DECISIONS_PER_REQUEST
+        low = row["requests_per_s_min"] * DECISIONS_PER_REQUEST
+        high = row["requests_per_s_max"] * DECISIONS_PER_REQUEST
+        out.append(
+            f"send decisions: {row['requests_per_s']:,.0f} req/s x {DECISIONS_PER_REQUEST}"
+            f" recipients = {rate:,.0f} decisions/s (range {low:,.0f}-{high:,.0f}; aim"
+            f" {DECISIONS_AIM:,} on one worker) {_aim(rate >= DECISIONS_AIM)}"
         )
     return out
 

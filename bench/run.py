@@ -48,6 +48,7 @@ from targets import (
     INSTANCES,
     KEYS_PER_ORG,
     LABELS,
+    MESSAGING,
     PG_LABELS,
     RANDOM_GET,
     RANDOM_ORGS,
@@ -55,7 +56,10 @@ from targets import (
     Target,
     inbound_check,
     make_servers,
+    messaging_check,
+    missed_check,
     preflight,
+    seed_messaging,
 )
 
 # Share of CPU used while every target idles, sampled before each round, above which we warn.
@@ -101,6 +105,13 @@ def start_all(
         target = Target(name, setup, servers[0], startup, others=servers[1:])
         ports = ", ".join(str(server.port) for server in servers)
         print(f"{labels[name]}: ready in {target.startup_s:.2f}s on port {ports}", flush=True)
+        if any(e in endpoints for e in MESSAGING) and name == "orgsettings":
+            seed_messaging(target)
+            print(
+                f"{labels[name]}: seeded quiet hours 21:00-08:00 (queue), 5 opt-outs and the"
+                " missed-call auto-message",
+                flush=True,
+            )
         for endpoint in endpoints:
             if endpoint.only is not None and name not in endpoint.only:
                 continue
@@ -109,6 +120,15 @@ def start_all(
             if not 200 <= status < 300:
                 url = target.url(endpoint)
                 print(f"  !! preflight {endpoint.method} {url}: {status} {detail}", flush=True)
+        if any(e in endpoints for e in MESSAGING) and name == "orgsettings":
+            target.messaging = messaging_check(target)
+            check = target.messaging
+            counts = ", ".join(f"{k} {v}" for k, v in check["send_decisions"].items())
+            print(
+                f"  send decisions ({check['send_decisions_status']}): {counts};"
+                f" missed call ({check['missed_call_status']}): {check['missed_call_action']}",
+                flush=True,
+            )
         started.append(target)
     return started
 
@@ -327,7 +347,7 @@ def main() -> int:
     else:
         endpoints = [*ENDPOINTS, RANDOM_GET] if random_orgs > 0 else list(ENDPOINTS)
         if "orgsettings" in names:
-            endpoints += INBOUND
+            endpoints += INBOUND + MESSAGING
     cpus = pinning(notes)
     x2_cpus: list[int | None] | None = None
     if postgres and any(name in INSTANCES for name in names):
@@ -381,6 +401,21 @@ def main() -> int:
                 line += "NOT every STOP wrote an entry"
                 notes.append(f"{labels[name]}: not every inbound STOP wrote a ledger entry")
             print(f"\n{line}", flush=True)
+        missed = {t.name: check for t in started if (check := missed_check(t)) is not None}
+        for name, check in missed.items():
+            line = (
+                f"{labels[name]}: {check['contact_rows']:,} contact-protection rows for"
+                f" {check['calls_completed']:,} missed calls completed (preflight, check and"
+                f" warm-ups included; up to {check['calls_maybe_sent']:,} more in flight as wrk"
+                " stopped): "
+            )
+            if check["every_call_wrote"]:
+                line += "every missed call was a new caller's write"
+            else:
+                line += "NOT every missed call wrote a row"
+                notes.append(f"{labels[name]}: not every missed call wrote a contact row")
+            print(line, flush=True)
+        messaging = {t.name: t.messaging for t in started if t.messaging}
         for target in started:
             if any(r["errors"] for r in runs if r["target"] == target.name):
                 for server in target.servers:
@@ -441,6 +476,8 @@ def main() -> int:
             "startup_s": startups,
             "bulk_seeding": seeding,
             "inbound_stop_check": inbound,
+            "messaging_check": messaging,
+            "missed_call_check": missed,
             "notes": notes,
             "bar": checks,
             "table": text,

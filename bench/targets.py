@@ -135,8 +135,75 @@ INBOUND_CHAT = Endpoint(
     args=("chat",),
 )
 INBOUND = [INBOUND_STOP, INBOUND_CHAT]
-# The API key's scopes: messaging for the inbound messages.
-KEY_SCOPES = ("org:read", "org:admin:write", "audit:read", "messaging")
+# Send decisions and missed calls (issue 19), orgsettings only, like the inbound messages.
+# ``seed_messaging`` sets the bench organization up for them once it is serving (quiet hours,
+# five opt-outs, the missed-call auto-message), before the preflights.
+#
+# POST /v1/send_decisions: one fixed body, 100 recipients over eight area codes and their
+# zones (208 and 907 have two, 709 has two, one at a 30-minute offset) and one toll-free
+# number (42 zones), at 23:00 in New York, with quiet hours 21:00-08:00 in queue mode: a mix of
+# hold, send, block (opted out) and the toll-free number's answer.
+DECISIONS_AT = "2026-12-03T04:00:00Z"
+DECISION_AREAS = {212: 13, 310: 13, 208: 13, 709: 12, 312: 12, 602: 12, 808: 12, 907: 12}
+DECISION_TOLL_FREE = "+18002000000"
+QUIET_HOURS = {"enabled": True, "start": "21:00", "end": "08:00", "mode": "queue"}
+
+
+def decision_numbers() -> list[str]:
+    """The 100 recipients: +1 AAA (200+j) 000j for the j-th number of each area code, taken
+    round-robin over DECISION_AREAS (so zones alternate), then the toll-free number."""
+    columns = [
+        [f"+1{area}{200 + j}{j:04d}" for j in range(count)]
+        for area, count in DECISION_AREAS.items()
+    ]
+    rows = max(len(column) for column in columns)
+    numbers = [column[j] for j in range(rows) for column in columns if j < len(column)]
+    return [*numbers, DECISION_TOLL_FREE]
+
+
+DECISION_NUMBERS = decision_numbers()
+# Opted out before the run (PUT /v1/opt_outs/{number}): the first number of five area codes.
+DECISION_OPTED_OUT = tuple(DECISION_NUMBERS[i] for i in (0, 1, 2, 4, 5))
+SEND_DECISIONS = Endpoint(
+    "POST /v1/send_decisions (100 recipients)",
+    "POST",
+    "/v1/send_decisions",
+    "body.lua",
+    "v1",
+    {"at": DECISIONS_AT, "recipients": [{"phone_number": n} for n in DECISION_NUMBERS]},
+    only=("orgsettings",),
+    after="GET /v1/organization",
+)
+# POST /v1/missed_calls: a new call id and a new caller on every request (lua/missed_call.lua:
+# +1 AAA 3XX XXXX, Pacific area codes, a range inbound.lua's STOPs never reach), at 11:00
+# Pacific, outside quiet hours, so every call is answered `send` and writes (remembered answer
+# and contact-protection row). The preflight's caller, +1 415 555 0124, is outside that range
+# (and is not the inbound preflight's opted-out +1 415 555 0123).
+MISSED_SCRIPT = "missed_call.lua"
+MISSED_AT = "2026-12-03T19:00:00Z"
+MISSED_MESSAGE = {
+    "missedCallMessage": "Hi {{contactName}}, sorry we missed you.",
+    "missedCallAutoMessageEnabled": True,
+}
+MISSED_CALLS = Endpoint(
+    "POST /v1/missed_calls (new caller)",
+    "POST",
+    "/v1/missed_calls",
+    MISSED_SCRIPT,
+    "v1",
+    {
+        "id": "bench-preflight-missed",
+        "from": "+14155550124",
+        "contact_name": "Dana",
+        "at": MISSED_AT,
+    },
+    only=("orgsettings",),
+    after="PATCH /v1/organization",
+)
+MESSAGING = [SEND_DECISIONS, MISSED_CALLS]
+# The API key's scopes: messaging for the inbound messages, send decisions and missed calls;
+# opt_outs:write for seeding the opt-outs the send decisions find.
+KEY_SCOPES = ("org:read", "org:admin:write", "audit:read", "messaging", "opt_outs:write")
 
 
 @dataclass
@@ -172,6 +239,11 @@ class Target:
     # STOP requests wrk has completed (warm-ups included) with how many in flight at most.
     next_number: int = 0
     stop_sent: dict[str, int] = field(default_factory=lambda: {"completed": 0, "unsure": 0})
+    # The same for missed_call.lua's callers (a range of their own).
+    next_caller: int = 0
+    missed_sent: dict[str, int] = field(default_factory=lambda: {"completed": 0, "unsure": 0})
+    # messaging_check's answer, made by hand before the rounds (None before it ran).
+    messaging: dict[str, Any] | None = None
 
     @property
     def servers(self) -> list[Server]:
@@ -200,11 +272,17 @@ class Target:
     def script_args(self, endpoint: Endpoint) -> list[str]:
         """Arguments for one wrk run of ``endpoint``'s Lua script: the keys file for "random";
         for ``inbound.lua`` its mode, a tag unique to this run (message ids "bench-TAG-N") and
-        the index of the first number no earlier run used; else none."""
+        the index of the first number no earlier run used; for ``missed_call.lua`` a tag, the
+        first caller no earlier run used and the calls' ``at``; for ``body.lua`` the body (the
+        preflight's, compact JSON); else none."""
         if endpoint.cred == "random":
             return [str(self._keys_file())]
         if endpoint.script == INBOUND_SCRIPT:
             return [*endpoint.args, secrets.token_hex(4), str(self.next_number)]
+        if endpoint.script == MISSED_SCRIPT:
+            return [secrets.token_hex(4), str(self.next_caller), MISSED_AT]
+        if endpoint.script == "body.lua":
+            return [json.dumps(endpoint.body, separators=(",", ":"))]
         return list(endpoint.args)
 
     def ran(self, endpoint: Endpoint, requests: int, socket_errors: int, connections: int) -> None:
@@ -215,6 +293,10 @@ class Target:
             self.next_number += requests + socket_errors + connections
             self.stop_sent["completed"] += requests
             self.stop_sent["unsure"] += socket_errors + connections
+        elif endpoint.script == MISSED_SCRIPT:
+            self.next_caller += requests + socket_errors + connections
+            self.missed_sent["completed"] += requests
+            self.missed_sent["unsure"] += socket_errors + connections
 
     def _keys_file(self) -> Path:
         if self.setup.keys_file is None:
@@ -366,17 +448,21 @@ def preflight(target: Target, endpoint: Endpoint) -> tuple[int, str]:
 
 def inbound_check(target: Target) -> dict[str, Any] | None:
     """After the runs: did every STOP write a ledger entry? The bench organization's entries
-    (read from its SQLite file) against the STOP requests wrk completed, the preflight's one
-    included; up to ``unsure`` more may have reached the server as wrk stopped. None when the
-    target has no SQLite file or sent no STOP."""
+    (read from its SQLite file; the opt-outs ``seed_messaging`` added are not counted) against
+    the STOP requests wrk completed, the preflight's one included; up to ``unsure`` more may
+    have reached the server as wrk stopped. None when the target has no SQLite file or sent no
+    STOP."""
     if target.setup.db_path is None or target.stop_sent["completed"] == 0:
         return None
     import sqlite3
 
     uri = f"file:{target.setup.db_path}?mode=ro"
     with closing(sqlite3.connect(uri, uri=True, timeout=30)) as conn:
+        seeded = ", ".join("?" for _ in DECISION_OPTED_OUT)
         entries = conn.execute(
-            "SELECT count(*) FROM opt_outs WHERE organization_id = ?", (target.setup.org_id,)
+            "SELECT count(*) FROM opt_outs WHERE organization_id = ?"
+            f" AND phone_number NOT IN ({seeded})",
+            (target.setup.org_id, *DECISION_OPTED_OUT),
         ).fetchone()[0]
     completed = target.stop_sent["completed"] + 1
     unsure = target.stop_sent["unsure"]
@@ -385,4 +471,100 @@ def inbound_check(target: Target) -> dict[str, Any] | None:
         "stop_requests_completed": completed,
         "stop_requests_maybe_sent": unsure,
         "every_stop_wrote": completed <= entries <= completed + unsure,
+    }
+
+
+def _request(
+    target: Target, method: str, path: str, auth: str, body: dict[str, Any] | None = None
+) -> tuple[int, Any]:
+    """One request to ``target``'s first instance: the status and the parsed JSON answer."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        target.server.base + path,
+        data=data,
+        method=method,
+        headers={"Authorization": auth, "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            status, raw = int(resp.status), resp.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = int(exc.code), exc.read()
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, raw.decode(errors="replace")[:300]
+
+
+def seed_messaging(target: Target) -> None:
+    """Set the bench organization up for the send decisions and missed calls, through the API
+    as a customer would: quiet hours 21:00-08:00 in queue mode (PATCH /v1/organization), five
+    of the recipients opted out (PUT /v1/opt_outs/{number}, the key's ``opt_outs:write``) and
+    the missed-call auto-message on (the dashboard's PUT, with the ADMIN token). Contact
+    protection stays at its default, 0 (no limit). Raises on any answer but 2xx, or when a
+    recipient is not a possible canonical E.164 number."""
+    from handlers.rules import phone_numbers
+
+    refused = {n: p for n in DECISION_NUMBERS if (p := phone_numbers.problem(n)) is not None}
+    if refused:
+        raise ValueError(f"bench send-decision numbers refused: {refused}")
+    v1, api = target.setup.v1_auth, target.setup.api_auth
+    calls = [
+        ("PATCH", "/v1/organization", v1, {"quiet_hours": QUIET_HOURS}),
+        *(("PUT", "/v1/opt_outs/" + n.replace("+", "%2B"), v1, None) for n in DECISION_OPTED_OUT),
+        (
+            "PUT",
+            f"/api/organizations/{target.setup.org_id}/missed-call-message",
+            api,
+            MISSED_MESSAGE,
+        ),
+    ]
+    for method, path, auth, body in calls:
+        status, answer = _request(target, method, path, auth, body)
+        if not 200 <= status < 300:
+            raise RuntimeError(f"seeding {method} {path}: {status} {answer}")
+
+
+def messaging_check(target: Target) -> dict[str, Any]:
+    """What the two endpoints answer once seeded: the send decisions' counts by decision and
+    reason, and one missed call's action (expected: send). Made by hand before the rounds."""
+    auth = target.setup.v1_auth
+    status, answer = _request(target, "POST", SEND_DECISIONS.path, auth, SEND_DECISIONS.body)
+    counts: dict[str, int] = {}
+    if status == 200:
+        for decision in answer["data"]:
+            key = "/".join([decision["decision"], *decision["reasons"]])
+            counts[key] = counts.get(key, 0) + 1
+    call = {**MISSED_CALLS.body, "id": "bench-check-missed", "from": "+14155550125"}
+    missed_status, missed = _request(target, "POST", MISSED_CALLS.path, auth, call)
+    return {
+        "send_decisions_status": status,
+        "send_decisions": dict(sorted(counts.items())),
+        "missed_call_status": missed_status,
+        "missed_call_action": missed["data"]["action"] if missed_status == 200 else None,
+    }
+
+
+def missed_check(target: Target) -> dict[str, Any] | None:
+    """After the runs: was every missed call a write? The bench organization's
+    contact-protection rows (one per caller answered send or hold) against the calls wrk
+    completed, plus the preflight's and messaging_check's; up to ``unsure`` more may have
+    reached the server as wrk stopped. None without a SQLite file or a missed-call run."""
+    if target.setup.db_path is None or target.missed_sent["completed"] == 0:
+        return None
+    import sqlite3
+
+    uri = f"file:{target.setup.db_path}?mode=ro"
+    with closing(sqlite3.connect(uri, uri=True, timeout=30)) as conn:
+        rows = conn.execute(
+            "SELECT count(*) FROM missed_call_contacts WHERE organization_id = ?",
+            (target.setup.org_id,),
+        ).fetchone()[0]
+    completed = target.missed_sent["completed"] + 2
+    unsure = target.missed_sent["unsure"]
+    return {
+        "contact_rows": rows,
+        "calls_completed": completed,
+        "calls_maybe_sent": unsure,
+        "every_call_wrote": completed <= rows <= completed + unsure,
     }
