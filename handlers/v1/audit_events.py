@@ -18,9 +18,4 @@ async def list_audit_events(
     events, next_seq = await services.store.list_events(
         token_info["organization_id"], limit=limit, before_seq=before
     )
-    return {
-        "success": True,
-        "data": events,
-        "has_more": next_seq is not None,
-        "next_cursor": CURSOR.encode(next_seq) if next_seq is not None else None,
-    }
+    return CURSOR.page(events, next_seq)

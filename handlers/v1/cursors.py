@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any
 
 from handlers.errors import ValidationFailed
 
@@ -30,3 +31,12 @@ class Cursor:
         except (binascii.Error, UnicodeDecodeError, ValueError):
             pass
         raise ValidationFailed(details={"cursor": "is not a cursor returned by this API"})
+
+    def page(self, items: list[dict[str, Any]], next_seq: int | None) -> dict[str, Any]:
+        """A list's answer: the items, whether more follow, and the cursor to them."""
+        return {
+            "success": True,
+            "data": items,
+            "has_more": next_seq is not None,
+            "next_cursor": self.encode(next_seq) if next_seq is not None else None,
+        }

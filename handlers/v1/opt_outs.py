@@ -54,12 +54,7 @@ async def list_opt_outs(
     entries, next_seq = await services.store.list_opt_outs(
         token_info["organization_id"], limit=limit, before_seq=before
     )
-    return {
-        "success": True,
-        "data": entries,
-        "has_more": next_seq is not None,
-        "next_cursor": CURSOR.encode(next_seq) if next_seq is not None else None,
-    }
+    return CURSOR.page(entries, next_seq)
 
 
 async def get_opt_out(
