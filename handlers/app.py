@@ -30,7 +30,8 @@ with warnings.catch_warnings():
 import orjson
 from connexion.exceptions import ProblemException
 from connexion.jsonifier import Jsonifier
-from connexion.middleware import MiddlewarePosition
+from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
+from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 from starlette.exceptions import HTTPException
@@ -42,8 +43,10 @@ from handlers.config import Config
 from handlers.database import configured_store
 from handlers.errors import ApiError
 from handlers.http import probes
+from handlers.http.docs import DocsOffTheApiPath
 from handlers.http.metrics import Metrics
 from handlers.http.middleware import RequestContext
+from handlers.http.operations import OperationCaller, refuse_unsupported
 from handlers.http.rate_limit import RateLimits
 from handlers.http.rendering import ErrorRenderer
 from handlers.http.routes import RouteTable
@@ -98,6 +101,23 @@ def _lifespan(store: Store) -> Callable[[Any], contextlib.AbstractAsyncContextMa
     return lifespan
 
 
+def _middlewares(specs: list[tuple[dict[str, Any], str]], jsonifier: Jsonifier) -> list[Any]:
+    """Connexion's default middlewares, its Swagger UI kept off the API's path
+    (``DocsOffTheApiPath``), and last ``OperationCaller``, which calls each operation's
+    function with the values the validators checked."""
+    docs = functools.partial(
+        DocsOffTheApiPath,
+        specs=specs,
+        specification_dir=str(SPEC_DIR),
+        swagger_ui_options=SwaggerUIOptions(spec_path="/openapi.json", swagger_ui_path="/ui"),
+    )
+    stack: list[Any] = [
+        docs if middleware is SwaggerUIMiddleware else middleware
+        for middleware in ConnexionMiddleware.default_middlewares
+    ]
+    return [*stack, functools.partial(OperationCaller, jsonifier=jsonifier)]
+
+
 def create_app(config: Config | None = None, store: Store | None = None) -> connexion.AsyncApp:
     """Build the app over ``store`` (by default the one ``config`` names).
 
@@ -108,14 +128,17 @@ def create_app(config: Config | None = None, store: Store | None = None) -> conn
     services = Services(config=config, store=store)
     v1 = load_spec("v1.yaml")
     dashboard = load_spec("dashboard.yaml")
+    for spec in (v1, dashboard):
+        refuse_unsupported(spec)
+    jsonifier = Jsonifier(OrjsonModule)
     app = connexion.AsyncApp(
         __name__,
         specification_dir=SPEC_DIR,
-        jsonifier=Jsonifier(OrjsonModule),
+        jsonifier=jsonifier,
         lifespan=_lifespan(store),
+        middlewares=_middlewares([(v1, "/v1"), (dashboard, "/api")], jsonifier),
         resolver=ServicesResolver(services),
         strict_validation=True,
-        swagger_ui_options=SwaggerUIOptions(spec_path="/openapi.json", swagger_ui_path="/ui"),
     )
     checks = SchemaChecks()  # the compiled schemas of this app's validators
     limits = RateLimits(config.auth_failures_per_minute, config.key_requests_per_minute)

@@ -12,21 +12,31 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 from handlers.http.routes import UNROUTED, Route
+
+#: ``RequestInfo.body`` of a request whose body was not validated (none was sent, or the
+#: operation takes none).
+NO_BODY: Any = object()
 
 
 @dataclass
 class RequestInfo:
     """The request id (X-Request-Id), its route in the specs, the authenticated actor's id
-    when there is one, headers a layer below wants on the response (RateLimit-*), and the
-    response's status once it has started (500 until then)."""
+    when there is one, headers a layer below wants on the response (RateLimit-*), the
+    response's status once it has started (500 until then), and the arguments the request
+    validators checked (path and query parameters as Connexion's URI parser made them, the
+    parsed body), which the operation's function is called with."""
 
     request_id: str
     route: Route = UNROUTED
     actor_id: str | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
     status: int = 500
+    path_params: dict[str, Any] = field(default_factory=dict)
+    query_params: dict[str, Any] = field(default_factory=dict)
+    body: Any = NO_BODY
 
 
 _current: ContextVar[RequestInfo | None] = ContextVar("orgsettings_request", default=None)

@@ -42,6 +42,8 @@ class Route:
     invalid_fields: frozenset[str] = frozenset()
     #: The dashboard's ``error`` sentence for a server fault, when the operation publishes one.
     fault_sentence: str | None = None
+    #: The spec's operationId (None outside the specs' operations).
+    operation_id: str | None = None
 
     @property
     def is_dashboard(self) -> bool:
@@ -146,4 +148,5 @@ def _route(surface: str, op: dict[str, Any], allow: str) -> Route:
         invalid_sentence=invalid.get("error"),
         invalid_fields=frozenset(invalid.get("fields", ())),
         fault_sentence=sentences.get("500", {}).get("error"),
+        operation_id=op["operationId"],
     )

@@ -24,6 +24,7 @@ from starlette.datastructures import Headers, QueryParams
 from starlette.types import Message, Receive, Scope
 
 from handlers.errors import InvalidJson, UnsupportedMediaType, ValidationFailed
+from handlers.http import request_context
 from handlers.http.strict_json import parse_json, text_errors
 
 FORMAT_CHECKER = FormatChecker()
@@ -311,6 +312,7 @@ class BodyValidator(AbstractRequestBodyValidator):
                 errors.setdefault(path, message)
             if errors:
                 raise ValidationFailed(details=errors)
+        request_context.current().body = body
         return replay(messages, receive), scope
 
 
@@ -379,6 +381,9 @@ class StrictParameterValidator(ParameterValidator):
                     errors.setdefault(name, _message(error))
         if errors:
             raise ValidationFailed(details=dict(sorted(errors.items())))
+        info = request_context.current()
+        info.path_params = request.path_params
+        info.query_params = sources["query"]
 
 
 def validator_map(read_only: frozenset[str], checks: SchemaChecks) -> dict[str, t.Any]:
