@@ -15,10 +15,11 @@ done, over a fresh SQLite database with one organization and one key:
 
 Each mode runs ``--rounds`` times, interleaved (every mode once per round), after a warm-up
 round; the table shows per mode the median reads/s, wall-clock microseconds per read (one over
-the rate: with ``--concurrency`` reads in flight, not a latency) and CPU microseconds per read
-(``time.process_time``: every thread of the process). The process is pinned to ``--cpu`` (0;
--1: not pinned), as ``make bench`` pins the server to one core. Informational: nothing is
-asserted and the exit status is 0 unless a read fails.
+the rate: with ``--concurrency`` reads in flight, not a latency), CPU microseconds per read
+(``time.process_time``: every thread of the process) and the event loop thread's share of it
+(``time.thread_time`` on the loop: what the loop cannot spend on other requests). The
+process is pinned to ``--cpu`` (0; -1: not pinned), as ``make bench`` pins the server to one
+core. Informational: nothing is asserted and the exit status is 0 unless a read fails.
 
     .venv/bin/python bench/read_hops.py [--reads N] [--concurrency C] [--rounds R] [--cpu K]
 """
@@ -47,10 +48,12 @@ from storage.sqlite.store import SqliteStore  # noqa: E402
 
 OPERATOR = {"type": "operator", "id": "bench", "role": None}
 Read = Callable[[], Awaitable[Any]]
+Runs = dict[str, list[tuple[float, float, float]]]
 
 
-async def run_mode(read: Read, reads: int, concurrency: int) -> tuple[float, float]:
-    """Wall and CPU seconds for ``reads`` calls of ``read``, ``concurrency`` at a time."""
+async def run_mode(read: Read, reads: int, concurrency: int) -> tuple[float, float, float]:
+    """Wall, process CPU and loop-thread CPU seconds for ``reads`` calls of ``read``,
+    ``concurrency`` at a time."""
     left = reads
 
     async def worker() -> None:
@@ -59,12 +62,12 @@ async def run_mode(read: Read, reads: int, concurrency: int) -> tuple[float, flo
             left -= 1
             await read()
 
-    wall, cpu = time.perf_counter(), time.process_time()
+    wall, cpu, loop = time.perf_counter(), time.process_time(), time.thread_time()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return time.perf_counter() - wall, time.process_time() - cpu
+    return time.perf_counter() - wall, time.process_time() - cpu, time.thread_time() - loop
 
 
-async def bench(args: argparse.Namespace, path: Path) -> dict[str, list[tuple[float, float]]]:
+async def bench(args: argparse.Namespace, path: Path) -> Runs:
     store = open_store(path)
     assert isinstance(store, SqliteStore)
     await store.start()
@@ -101,7 +104,7 @@ async def bench(args: argparse.Namespace, path: Path) -> dict[str, list[tuple[fl
         "key_by_hash": key,
         "GET /v1/organization reads": get_reads,
     }
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in modes}
+    results: Runs = {name: [] for name in modes}
     try:
         for round_ in range(args.rounds + 1):
             for name, read in modes.items():
@@ -131,14 +134,10 @@ def main() -> None:
         f"{args.reads} reads x {args.rounds} rounds, {args.concurrency} concurrent"
         f" (the loop read: 1), {pinned}; medians"
     )
-    print(f"{'mode':<28} {'reads/s':>9} {'us/read':>8} {'CPU us/read':>12}")
+    print(f"{'mode':<28} {'reads/s':>9} {'us/read':>8} {'CPU us/read':>12} {'loop CPU us':>12}")
     for name, runs in results.items():
-        wall = median(w for w, _ in runs)
-        cpu = median(c for _, c in runs)
-        print(
-            f"{name:<28} {args.reads / wall:>9,.0f} {wall / args.reads * 1e6:>8.1f}"
-            f" {cpu / args.reads * 1e6:>12.1f}"
-        )
+        wall, cpu, loop = (median(run[i] for run in runs) / args.reads * 1e6 for i in range(3))
+        print(f"{name:<28} {1e6 / wall:>9,.0f} {wall:>8.1f} {cpu:>12.1f} {loop:>12.1f}")
 
 
 if __name__ == "__main__":
