@@ -21,7 +21,13 @@ the rate: with ``--concurrency`` reads in flight, not a latency), CPU microsecon
 process is pinned to ``--cpu`` (0; -1: not pinned), as ``make bench`` pins the server to one
 core. Informational: nothing is asserted and the exit status is 0 unless a read fails.
 
+``--postgresql`` measures the last three modes over PostgreSQL instead (no reader threads
+there: psycopg's awaits run on the loop), in a fresh database of the server
+ORGSETTINGS_TEST_POSTGRES names, else of a throwaway cluster (``tools/postgres_cluster.py
+run``), dropped at the end; the server's own CPU is not counted.
+
     .venv/bin/python bench/read_hops.py [--reads N] [--concurrency C] [--rounds R] [--cpu K]
+        [--postgresql]
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import pg_mode  # noqa: E402
 
 from handlers.auth.api_keys import mint_key  # noqa: E402
 from storage import open_store  # noqa: E402
@@ -67,9 +75,9 @@ async def run_mode(read: Read, reads: int, concurrency: int) -> tuple[float, flo
     return time.perf_counter() - wall, time.process_time() - cpu, time.thread_time() - loop
 
 
-async def bench(args: argparse.Namespace, path: Path) -> Runs:
-    store = open_store(path)
-    assert isinstance(store, SqliteStore)
+async def bench(args: argparse.Namespace, location: Path | str) -> Runs:
+    store = open_store(location)
+    sqlite = isinstance(store, SqliteStore)
     await store.start()
     await store.migrate()
     org = await store.create_org(name="Bench", actor=OPERATOR)
@@ -77,12 +85,13 @@ async def bench(args: argparse.Namespace, path: Path) -> Runs:
     await store.create_key(
         org_id=org["id"], key_hash=key_hash, prefix=prefix, scopes=["org:read"], actor=OPERATOR
     )
-    direct = connect(path, store.wait_seconds)
+    direct = connect(location, store.wait_seconds) if sqlite else None
 
     async def on_loop() -> Any:
         return organizations.read(direct, org["id"])
 
     async def hop() -> Any:
+        assert isinstance(store, SqliteStore)
         return await store._read(lambda _db: None)
 
     async def get_org() -> Any:
@@ -98,8 +107,7 @@ async def bench(args: argparse.Namespace, path: Path) -> Runs:
         return await store.get_org(found["organization_id"])
 
     modes: dict[str, Read] = {
-        "read on the loop": on_loop,
-        "hop only": hop,
+        **({"read on the loop": on_loop, "hop only": hop} if sqlite else {}),
         "get_org": get_org,
         "key_by_hash": key,
         "GET /v1/organization reads": get_reads,
@@ -113,7 +121,8 @@ async def bench(args: argparse.Namespace, path: Path) -> Runs:
                 if round_:  # round 0 warms up
                     results[name].append(measured)
     finally:
-        direct.close()
+        if direct is not None:
+            direct.close()
         await store.close()
     return results
 
@@ -124,15 +133,26 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cpu", type=int, default=0)
+    parser.add_argument("--postgresql", action="store_true")
     args = parser.parse_args()
+    if args.postgresql:
+        pg_mode.reexec_under_cluster()
     if args.cpu >= 0 and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
-    with tempfile.TemporaryDirectory() as tmp:
-        results = asyncio.run(bench(args, Path(tmp) / "bench.db"))
+    if args.postgresql:
+        admin_url = os.environ[pg_mode.ENV_VAR]
+        url, name = pg_mode.create_database(admin_url)
+        try:
+            results = asyncio.run(bench(args, url))
+        finally:
+            pg_mode.drop_database(admin_url, name)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            results = asyncio.run(bench(args, Path(tmp) / "bench.db"))
     pinned = f"CPU {args.cpu}" if args.cpu >= 0 else "not pinned"
     print(
-        f"{args.reads} reads x {args.rounds} rounds, {args.concurrency} concurrent"
-        f" (the loop read: 1), {pinned}; medians"
+        f"{'PostgreSQL' if args.postgresql else 'SQLite'}: {args.reads} reads x {args.rounds}"
+        f" rounds, {args.concurrency} concurrent (the loop read: 1), {pinned}; medians"
     )
     print(f"{'mode':<28} {'reads/s':>9} {'us/read':>8} {'CPU us/read':>12} {'loop CPU us':>12}")
     for name, runs in results.items():
