@@ -228,10 +228,42 @@ def key_revoked(by: By, row: dict[str, Any]) -> Draft:
     return Draft("api_key.revoked", row["organization_id"], by, changes)
 
 
+#: The api_keys table's columns, in its order.
+KEY_COLUMNS = (
+    "id",
+    "organization_id",
+    "key_hash",
+    "prefix",
+    "scopes",
+    "created_at",
+    "revoked_at",
+    "last_used_at",
+)
+#: The key lookup reads the key's columns under this prefix beside its organization's record.
+KEY_ALIAS = "api_key__"
+
+
 def key_from_row(row: dict[str, Any]) -> dict[str, Any]:
     """An api_keys row as the store returns it: without its hash, scopes decoded."""
     key = {k: v for k, v in row.items() if k != "key_hash"}
     key["scopes"] = from_json(row["scopes"])
+    return key
+
+
+def key_with_org_from_read(row: dict[str, Any]) -> dict[str, Any]:
+    """A key row read with its organization's record (the key's columns named ``KEY_ALIAS`` +
+    column, the others as an organization read has them) as the key record with
+    ``organization``: that organization's record, or None when there is none (a left join
+    found no row)."""
+    org_row: dict[str, Any] = {}
+    key_row: dict[str, Any] = {}
+    for name, value in row.items():
+        if name.startswith(KEY_ALIAS):
+            key_row[name.removeprefix(KEY_ALIAS)] = value
+        else:
+            org_row[name] = value
+    key = key_from_row(key_row)
+    key["organization"] = None if org_row["id"] is None else org_from_read(org_row)
     return key
 
 

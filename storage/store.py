@@ -212,8 +212,10 @@ class Store(ABC):
         return await self._write(self.sql.keys.create, By(actor), fields)
 
     async def key_by_hash(self, key_hash: str) -> dict[str, Any] | None:
-        """The key stored under this SHA-256 hash, revoked or not. Not cached: every request
-        reads the key row, so a revocation is seen at once (by every instance)."""
+        """The key stored under this SHA-256 hash, revoked or not, with its organization's
+        record under ``organization`` (what ``get_org`` returns for it; None when it is gone),
+        both from one read. Not cached: every request reads the key row, so a revocation is
+        seen at once (by every instance)."""
         return await self._read(self.sql.keys.by_hash, key_hash)
 
     async def revoke_key(self, key_id: str, actor: Actor) -> dict[str, Any]:

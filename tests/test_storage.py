@@ -375,3 +375,72 @@ def test_close_writes_pending_key_uses(path):
         assert reopened.key_by_hash(key_hash)["last_used_at"] is not None
     finally:
         reopened.close()
+
+
+# -- the key lookup carries its organization -----------------------------------------------------
+
+
+def orphan_key(path: str, key_hash: str) -> None:
+    """Point the key at an organization that does not exist, past the foreign key, as someone
+    with full access to the database can (SQLite: a plain connection does not enforce it;
+    PostgreSQL: a superuser's session_replication_role)."""
+    with outside(path) as conn:
+        if POSTGRESQL:
+            conn.execute("SET session_replication_role = replica")
+            conn.execute(
+                "UPDATE api_keys SET organization_id = %s WHERE key_hash = %s",
+                [MISSING_ORG, key_hash],
+            )
+        else:
+            conn.execute(
+                "UPDATE api_keys SET organization_id = ? WHERE key_hash = ?",
+                [MISSING_ORG, key_hash],
+            )
+
+
+def test_the_key_lookup_carries_its_organization_as_get_org_reads_it(store):
+    """One read: the key as it is stored (no hash) and its organization's full record."""
+    org = store.create_org(name="Acme", actor=OPERATOR)
+    store.create_brand(org_id=org["id"], status="PENDING", campaigns=2, actor=OPERATOR)
+    created = store.create_key(
+        org_id=org["id"], key_hash="cd" * 32, prefix="osk_test", scopes=["org:read"], actor=OPERATOR
+    )
+    found = store.key_by_hash("cd" * 32)
+    organization = found.pop("organization")
+    assert found == created
+    assert organization == store.get_org(org["id"])
+    assert organization["registration_status"] == {
+        "brand": "PENDING",
+        "brand_count": 1,
+        "campaign_count": 2,
+    }
+    assert store.key_by_hash("ef" * 32) is None
+
+
+def test_the_key_lookup_reads_the_live_organization_and_key(store):
+    """Nothing is cached: a change or a revocation is in the very next lookup."""
+    org = store.create_org(name="Acme", actor=OPERATOR)
+    key_id, key_hash = make_key(store, org["id"])
+    assert store.key_by_hash(key_hash)["organization"]["name"] == "Acme"
+    changed, _ = modify(store, org["id"], lambda current: ({**current, "name": "Renamed"}, None))
+    found = store.key_by_hash(key_hash)
+    assert found["organization"] == changed == store.get_org(org["id"])
+    assert found["organization"]["version"] == 2
+    store.revoke_key(key_id, OPERATOR)
+    found = store.key_by_hash(key_hash)
+    assert found["revoked_at"] is not None
+    assert found["organization"] == store.get_org(org["id"])
+
+
+def test_a_key_whose_organization_is_gone_is_found_without_one(store, path):
+    """The key is still found (and refused or not on its own terms); its organization is
+    None, where get_org raises NotFoundError."""
+    org = store.create_org(name="Acme", actor=OPERATOR)
+    key_id, key_hash = make_key(store, org["id"])
+    orphan_key(path, key_hash)
+    found = store.key_by_hash(key_hash)
+    assert found["id"] == key_id
+    assert found["organization_id"] == MISSING_ORG
+    assert found["organization"] is None
+    with pytest.raises(NotFoundError):
+        store.get_org(MISSING_ORG)

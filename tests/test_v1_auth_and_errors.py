@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from conftest import OPERATOR, bearer
+from conftest import MISSING_ORG, OPERATOR, POSTGRESQL, bearer, outside
 from handlers.auth.api_keys import hash_key
 
 ULID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
@@ -316,7 +316,7 @@ def test_server_fault_is_500_without_internals(client, app_store, org, admin_key
     def fail(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("secret internals at /srv/orgsettings/db")
 
-    monkeypatch.setattr(app_store, "get_org", fail)
+    monkeypatch.setattr(app_store, "key_by_hash", fail)
     response = client.get("/v1/organization", headers=bearer(admin_key))
     assert response.status_code == 500
     error = assert_envelope(response, "INTERNAL")
@@ -439,6 +439,39 @@ def test_get_organization_etag_is_the_quoted_version(client, store, org, admin_k
     assert client.get("/v1/organization", headers=bearer(admin_key)).headers["ETag"] == '"1"'
     store.set_operator_fields(org["id"], {"plan": "pro"}, OPERATOR)
     assert client.get("/v1/organization", headers=bearer(admin_key)).headers["ETag"] == '"2"'
+
+
+def test_get_answers_the_current_record_right_after_a_patch_and_401_right_after_a_revoke(
+    client, store, org, admin_key
+):
+    """The key and its organization are read on every request: nothing is cached."""
+    headers = bearer(admin_key)
+    first = client.get("/v1/organization", headers=headers)
+    assert (first.json()["data"]["name"], first.headers["ETag"]) == ("Acme Health", '"1"')
+    patched = client.patch("/v1/organization", json={"name": "Renamed"}, headers=headers)
+    assert patched.status_code == 200
+    after = client.get("/v1/organization", headers=headers)
+    assert after.status_code == 200
+    assert after.json() == patched.json()
+    assert after.headers["ETag"] == patched.headers["ETag"] == '"2"'
+    store.revoke_key(store.key_by_hash(hash_key(admin_key))["id"], OPERATOR)
+    revoked = client.get("/v1/organization", headers=headers)
+    assert revoked.status_code == 401
+    assert assert_envelope(revoked, "UNAUTHORIZED")["message"] == "authentication failed"
+
+
+def test_get_for_a_key_whose_organization_is_gone_is_404(client, config, org, admin_key):
+    """A key pointing at no organization (past the foreign key, as someone with full access
+    to the database can) authenticates, and GET finds no organization."""
+    with outside(config.database) as conn:
+        if POSTGRESQL:
+            conn.execute("SET session_replication_role = replica")
+            conn.execute("UPDATE api_keys SET organization_id = %s", [MISSING_ORG])
+        else:
+            conn.execute("UPDATE api_keys SET organization_id = ?", [MISSING_ORG])
+    response = client.get("/v1/organization", headers=bearer(admin_key))
+    assert response.status_code == 404
+    assert assert_envelope(response, "NOT_FOUND")["message"] == "organization not found"
 
 
 @pytest.mark.parametrize(

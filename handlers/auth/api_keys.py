@@ -49,7 +49,9 @@ class KeyAuthenticator:
     """The v1 bearer check: find the key, then check the operation's scopes.
 
     The key is found by the hash of what was sent (an indexed lookup; no secret is compared
-    character by character). Unknown, malformed and revoked keys are all the same 401. The
+    character by character), read with its organization's record in the same read: token_info
+    carries it (``organization``; None when it is gone), so GET /v1/organization needs no
+    second read. Unknown, malformed and revoked keys are all the same 401. The
     scopes an operation accepts come from its ``x-required-scopes`` in the spec (any one of
     them suffices), found on the request's route; lacking all of them is 403 with
     ``details.required_scope``.
@@ -78,4 +80,5 @@ class KeyAuthenticator:
             "key_id": key["id"],
             "organization_id": key["organization_id"],
             "scopes": key["scopes"],
+            "organization": key["organization"],
         }

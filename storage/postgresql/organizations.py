@@ -33,7 +33,9 @@ _INSERT = (
     f" VALUES ({', '.join('%s' for _ in _INSERT_COLUMNS)})"
 )
 
-_RECORD = """
+#: The columns of an organization's record (``o``) and its brand summary, for a statement
+#: whose FROM clause names ``organizations o`` (``keys.by_hash`` adds the key's columns).
+RECORD = """
     SELECT o.*,
       (SELECT COUNT(*) FROM brands b WHERE b.organization_id = o.id) AS brand_count,
       (SELECT COALESCE(SUM(campaign_count), 0)::bigint FROM brands b
@@ -44,11 +46,11 @@ _RECORD = """
            LIMIT 1),
         'NONE') AS brand
 """
-_READ = _RECORD + " FROM organizations o WHERE o.id = %s"
+_READ = RECORD + " FROM organizations o WHERE o.id = %s"
 # Inside a write, after the row lock: the record and the hash its next audit event chains to,
 # in one statement (a fresh snapshot, taken after the lock: READ COMMITTED).
 _READ_FOR_WRITE = (
-    _RECORD
+    RECORD
     + """, (SELECT hash FROM audit_events a WHERE a.organization_id = o.id
             ORDER BY a.seq DESC LIMIT 1) AS last_hash
     FROM organizations o WHERE o.id = %s"""

@@ -23,9 +23,11 @@ from storage.store import Modified, Planner
 _UPDATE_COLUMNS = (*MUTABLE_FIELDS, "updated_at", "version")
 _UPDATE = f"UPDATE organizations SET {', '.join(f'{c} = ?' for c in _UPDATE_COLUMNS)} WHERE id = ?"
 
-# The organization and its brand summary in one statement: this runs on every GET and inside
-# every write, so it skips sqlite-utils' query wrapper for a plain cursor.
-_READ = """
+#: The columns of an organization's record (``o``) and its brand summary; with a FROM clause
+#: naming ``organizations o``, one statement (``read``; ``keys.by_hash`` adds the key's). This
+#: runs on every GET and inside every write, so it skips sqlite-utils' query wrapper for a
+#: plain cursor.
+RECORD = """
     SELECT o.*,
       (SELECT COUNT(*) FROM brands b WHERE b.organization_id = o.id) AS brand_count,
       (SELECT COALESCE(SUM(campaign_count), 0) FROM brands b
@@ -35,8 +37,8 @@ _READ = """
            ORDER BY CASE status WHEN 'ACTIVE' THEN 0 WHEN 'PENDING' THEN 1 ELSE 2 END
            LIMIT 1),
         'NONE') AS brand
-    FROM organizations o WHERE o.id = ?
 """
+_READ = RECORD + " FROM organizations o WHERE o.id = ?"
 
 
 def read(db: Database, org_id: str) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""The SQLite backend of ``storage.store.Store``: reads on a small thread pool, writes on
-the group-commit writer thread. Nothing here runs a database call on the caller's event loop."""
+"""The SQLite backend of ``storage.store.Store``: reads on a small pool of reader threads
+(``storage.sqlite.readers``), writes on the group-commit writer thread. Nothing here runs a
+database call on the caller's event loop."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +21,7 @@ from storage.errors import StorageUnavailable
 from storage.key_usage import KeyUsage
 from storage.sqlite import audit, migrations
 from storage.sqlite.connection import WriteLock, connect, file_identity, unavailable
+from storage.sqlite.readers import ReaderPool
 from storage.sqlite.writer import Writer
 from storage.store import Store
 
@@ -33,6 +35,9 @@ DEFAULT_WAIT_SECONDS = 5.0
 MIN_FREE_BYTES = 256 * 1024
 #: Reads run here; WAL readers never wait for the writer, so a few threads suffice.
 READER_THREADS = 4
+#: ``close`` waits this long for reads still running; then it interrupts them (SQLite's
+#: ``interrupt``) and waits as long again.
+CLOSE_SECONDS = 30.0
 
 
 class SqliteStore(Store):
@@ -61,7 +66,7 @@ class SqliteStore(Store):
             self._key_usage,
             self._observers,
         )
-        self._readers = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="reader")
+        self._readers = ReaderPool(READER_THREADS, name="reader")
         self._local = threading.local()
         self._opened: list[Database] = []
         self._opened_lock = threading.Lock()
@@ -104,10 +109,9 @@ class SqliteStore(Store):
 
     async def _read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn(db, ...)`` on a reader thread (WAL: never waits for the writer)."""
-        loop = asyncio.get_running_loop()
         deadline = time.monotonic() + self.wait_seconds
         work = _bound(fn, args, kwargs)
-        return await loop.run_in_executor(self._readers, self._run_read, work, deadline)
+        return await self._readers.run(partial(self._run_read, work, deadline))
 
     async def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn(db, ...)`` in its own savepoint of the writer's next group commit."""
@@ -170,7 +174,12 @@ class SqliteStore(Store):
             return
         self._closed = True
         self._writer.close()
-        self._readers.shutdown(wait=True)
+        # Reads not started fail (StorageUnavailable); the ones running finish.
+        if not self._readers.close(timeout=CLOSE_SECONDS):
+            with self._opened_lock:  # a read still running (a long scan): cut it short
+                for db in self._opened:
+                    db.conn.interrupt()
+            self._readers.close(timeout=CLOSE_SECONDS)
         with self._opened_lock:
             opened, self._opened = self._opened, []
         for db in opened:
