@@ -250,6 +250,17 @@ def test_closing_the_writer_writes_what_is_queued(new_writer, path, org_id):
     assert state(path, org_id)[:2] == ("Queued", 2)
 
 
+def test_a_write_after_close_fails_at_once_instead_of_waiting_forever(new_writer, path, org_id):
+    """A job submitted once the writer is closed has no thread to answer it: it fails with
+    StorageUnavailable right away and writes nothing (it used to wait forever)."""
+    writer = new_writer()
+    writer.submit(rename(org_id, "Before")).result(10)
+    writer.close()
+    late = writer.submit(rename(org_id, "After"))
+    assert failures([late]) == [StorageUnavailable]
+    assert state(path, org_id)[0] == "Before"
+
+
 # -- the cross-process write lock ---------------------------------------------------------------
 
 

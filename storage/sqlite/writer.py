@@ -66,6 +66,7 @@ BUSY = "the database is busy"
 HELD = "another writer holds the database"
 TRANSIENT = frozenset({BUSY, HELD})
 REPLACED = "the database file was removed or replaced"
+CLOSED = "the store is closed"
 
 
 class Writer:
@@ -88,7 +89,9 @@ class Writer:
         key_usage.on_full = lambda: self._queue.put(_FLUSH)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        #: Held to start the thread, to queue a job, and by ``close`` to mark the writer closed.
         self._started = threading.Lock()
+        self._closed = False
         #: Batches committed and jobs in them, for the bench and the logs.
         self.commits = 0
         self.jobs = 0
@@ -102,30 +105,42 @@ class Writer:
         self.failing: str | None = None
 
     def submit(self, fn: Callable[[Database], Any], *, transactional: bool = True) -> Future[Any]:
-        """Queue ``fn(db)``; the future resolves after its COMMIT (or with its error)."""
+        """Queue ``fn(db)``; the future resolves after its COMMIT (or with its error). After
+        ``close`` it fails at once with StorageUnavailable: no thread is left to answer it."""
         job = Job(fn, time.monotonic() + self.wait_seconds, transactional)
-        self.ensure_started()
-        self._queue.put(job)
+        with self._started:
+            if self._closed:
+                job.future.set_exception(StorageUnavailable(CLOSED, retry_after=5))
+                return job.future
+            self._start()
+            self._queue.put(job)
         return job.future
 
     def close(self) -> None:
         """Write what is queued and the pending key uses, then stop the thread."""
         with self._started:
+            self._closed = True
             thread = self._thread
-        if thread is None:
-            return
-        self._queue.put(_STOP)
-        thread.join()
+            if thread is not None:
+                # Under the lock: every job submitted before this is queued ahead of _STOP.
+                self._queue.put(_STOP)
+        if thread is not None:
+            thread.join()
 
     # -- the thread ---------------------------------------------------------------------------
 
     def ensure_started(self) -> None:
-        """Start the writer thread if it is not running yet."""
+        """Start the writer thread if it is not running yet (and the writer is not closed)."""
         if self._thread is None:
             with self._started:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
-                    self._thread.start()
+                if not self._closed:
+                    self._start()
+
+    def _start(self) -> None:
+        """Start the thread unless it runs; the caller holds ``_started``."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
+            self._thread.start()
 
     def _run(self) -> None:
         db: Database | None = None
