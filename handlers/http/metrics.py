@@ -8,6 +8,8 @@ instance as its own target; run with one worker per instance for exact per-insta
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
@@ -59,13 +61,24 @@ class Metrics:
             ["surface"],
             registry=self.registry,
         )
+        #: (surface, operation, status) -> its label children, made on first use: ``labels``
+        #: costs more than the count itself. Bounded: operations and statuses are few.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
 
     def request(self, surface: str, operation: str, status: int, seconds: float) -> None:
         """One answered request."""
-        self.requests.labels(surface, operation, str(status)).inc()
-        self.duration.labels(surface, operation).observe(seconds)
-        if status == 429:
-            self.rate_limited.labels(surface).inc()
+        children = self._children.get((surface, operation, status))
+        if children is None:
+            children = self._children[(surface, operation, status)] = (
+                self.requests.labels(surface, operation, str(status)),
+                self.duration.labels(surface, operation),
+                self.rate_limited.labels(surface) if status == 429 else None,
+            )
+        count, duration, limited = children
+        count.inc()
+        duration.observe(seconds)
+        if limited is not None:
+            limited.inc()
 
     def batch(self, size: int, waits: list[float]) -> None:
         """A committed batch of writes (the storage layer's observer call)."""
