@@ -83,23 +83,24 @@ def test_a_flood_of_addresses_neither_grows_the_file_nor_frees_a_refused_one(
 
 
 def test_a_held_lock_is_waited_for_a_bounded_time(tmp_path: Path) -> None:
-    """A worker stopped while holding the lock stalls no one: the check lets the request
-    through and the failure goes uncounted, each after a bounded wait."""
+    """A worker stopped while holding the lock stalls no one: the check needs no lock, and a
+    failure is given up (uncounted) after a bounded wait."""
     path = tmp_path / "auth-failures"
     table = FailureTable(path)
     fail(table, "192.0.2.9", LIMIT)
     holder = os.open(path, os.O_RDWR)
     fcntl.flock(holder, fcntl.LOCK_EX)
     try:
+        assert table.seconds_left("192.0.2.9", LIMIT) is not None
         started = time.monotonic()
-        assert table.seconds_left("192.0.2.9", LIMIT) is None
         table.count("192.0.2.10")
-        # Generous for a loaded machine; the bound itself is LOCK_WAIT_SECONDS per call.
-        assert time.monotonic() - started < 2 + 2 * LOCK_WAIT_SECONDS
+        # Generous for a loaded machine; the bound itself is LOCK_WAIT_SECONDS.
+        assert time.monotonic() - started < 2 + LOCK_WAIT_SECONDS
     finally:
         os.close(holder)
-    assert table.seconds_left("192.0.2.9", LIMIT) is not None
     assert table.seconds_left("192.0.2.10", 1) is None
+    table.count("192.0.2.10")
+    assert table.seconds_left("192.0.2.10", 1) is not None
     table.close()
 
 

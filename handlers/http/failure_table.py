@@ -5,16 +5,17 @@ this run, mapped by every worker, so a client spreading its tries over the worke
 once in total. Without it (one worker, tests) the same table lives in anonymous memory.
 
 - Bounded: 65,536 slots of (address key, window start, count), 1.5 MiB whatever clients send.
-  An address's key is a keyed BLAKE2b hash (the key is random per table, in its header), so no
-  client can pick addresses that share another's slot. An address probes 8 slots from its
-  home; when all 8 hold live counts of other addresses, the smallest is evicted (only a flood
-  of more than 65,536 failing addresses a minute gets there, and then it frees its own budget).
+  An address's key is a 64-bit keyed BLAKE2b hash (the hash key is random per table, in its
+  header), so no client can pick addresses whose count is another's. An address probes 8 slots
+  from its home; when all 8 hold live counts of other addresses, the smallest count is evicted
+  (only a flood of tens of thousands of failing addresses a minute gets there, and what it
+  evicts is mostly its own counts of one).
 - A window starts at an address's first failure and lasts 60 s, as the ``limits`` library's
   fixed window does; CLOCK_MONOTONIC is one clock for every process of the machine.
-- Locked with ``flock`` (released by the kernel when a holder dies; readers share it). Held for
+- Counting takes an exclusive ``flock`` (released by the kernel when a holder dies), held for
   a few microseconds; a wait past ``LOCK_WAIT_SECONDS`` (a stopped worker holding it) gives up
-  rather than stall the event loop: the request is let through to authentication, or its
-  failure goes uncounted.
+  rather than stall the event loop, and that failure goes uncounted. The check every request
+  makes reads without a lock (see ``seconds_left``).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class FailureTable:
     def count(self, address: str) -> None:
         """One failed authentication from ``address``."""
         key = self._key(address)
-        if not self._lock(fcntl.LOCK_EX):
+        if not self._lock():
             return
         try:
             now = self._clock()
@@ -109,21 +110,22 @@ class FailureTable:
 
     def seconds_left(self, address: str, limit: int) -> float | None:
         """How long ``address`` stays refused (it has ``limit`` failures in its live window),
-        or None."""
+        or None.
+
+        Reads take no lock (this runs on every request): a slot is read in one copy, and one
+        that a writer is changing at that moment may mix that write's old and new fields. A
+        write changes only the slot of the address whose failure it counts (perhaps taken
+        from another address), so a mixed read can misjudge only a request of one of those
+        two racing that very write: one 429 too early, or one pass."""
         key = self._key(address)
-        if not self._lock(fcntl.LOCK_SH):
-            return None
-        try:
-            for offset in _chain(key):
-                slot_key, start, count = _SLOT.unpack_from(self._map, offset)
-                if slot_key == key:
-                    left = start + WINDOW_SECONDS - self._clock()
-                    return left if count >= limit and left > 0 else None
-                if slot_key == 0:
-                    return None
-            return None
-        finally:
-            self._unlock()
+        for offset in _chain(key):
+            slot_key, start, count = _SLOT.unpack_from(self._map, offset)
+            if slot_key == key:
+                left = start + WINDOW_SECONDS - self._clock()
+                return left if count >= limit and left > 0 else None
+            if slot_key == 0:
+                return None
+        return None
 
     def close(self) -> None:
         """Unmap the table and close its file."""
@@ -143,15 +145,15 @@ class FailureTable:
             key = self._keys[address] = int.from_bytes(digest, "little") or 1
         return key
 
-    def _lock(self, mode: int) -> bool:
-        """Take the table's lock in ``mode``; False when it could not be had in time."""
+    def _lock(self) -> bool:
+        """Take the table's lock; False when it could not be had in time."""
         fd = self._fd
         if fd is None:
             return True  # anonymous memory: one process, and its event loop is one thread
         deadline = None
         while True:
             try:
-                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return True
             except BlockingIOError:
                 now = time.monotonic()
