@@ -39,7 +39,7 @@ from starlette.exceptions import HTTPException
 from handlers.auth.api_keys import KeyAuthenticator
 from handlers.auth.jwt import JwtAuthenticator, JwtVerifier
 from handlers.auth.security import bearer_security_map
-from handlers.config import Config
+from handlers.config import WORKERS_METRICS_SUBDIR, Config
 from handlers.database import configured_store
 from handlers.errors import ApiError
 from handlers.http import probes
@@ -85,9 +85,11 @@ class OrjsonModule:
         return orjson.loads(data)
 
 
-def _lifespan(store: Store) -> Callable[[Any], contextlib.AbstractAsyncContextManager[None]]:
+def _lifespan(
+    store: Store, metrics: Metrics | None
+) -> Callable[[Any], contextlib.AbstractAsyncContextManager[None]]:
     """Start the store on the server's loop and migrate when the server starts; write what is
-    pending and close when it stops."""
+    pending and close when it stops, then tell the metrics this process is done."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
@@ -96,7 +98,11 @@ def _lifespan(store: Store) -> Callable[[Any], contextlib.AbstractAsyncContextMa
         try:
             yield
         finally:
-            await store.close()
+            try:
+                await store.close()
+            finally:
+                if metrics is not None:
+                    metrics.close()
 
     return lifespan
 
@@ -126,6 +132,10 @@ def create_app(config: Config | None = None, store: Store | None = None) -> conn
     config = config or Config.from_env()
     store = store or configured_store(config, create=config.create_database)
     services = Services(config=config, store=store)
+    metrics = None
+    if config.metrics:
+        shared = config.workers_dir
+        metrics = Metrics(shared / WORKERS_METRICS_SUBDIR if shared is not None else None)
     v1 = load_spec("v1.yaml")
     dashboard = load_spec("dashboard.yaml")
     for spec in (v1, dashboard):
@@ -135,13 +145,15 @@ def create_app(config: Config | None = None, store: Store | None = None) -> conn
         __name__,
         specification_dir=SPEC_DIR,
         jsonifier=jsonifier,
-        lifespan=_lifespan(store),
+        lifespan=_lifespan(store, metrics),
         middlewares=_middlewares([(v1, "/v1"), (dashboard, "/api")], jsonifier),
         resolver=ServicesResolver(services),
         strict_validation=True,
     )
     checks = SchemaChecks()  # the compiled schemas of this app's validators
-    limits = RateLimits(config.auth_failures_per_minute, config.key_requests_per_minute)
+    limits = RateLimits(
+        config.auth_failures_per_minute, config.key_requests_per_minute, config.workers_dir
+    )
     keys = KeyAuthenticator(store, limits)
     app.add_api(
         v1,
@@ -158,7 +170,6 @@ def create_app(config: Config | None = None, store: Store | None = None) -> conn
         security_map=bearer_security_map(jwt),
         validator_map=validator_map(frozenset(), checks),
     )
-    metrics = Metrics() if config.metrics else None
     if metrics is not None:
         store.add_observer(metrics)
     render = ErrorRenderer()

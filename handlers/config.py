@@ -13,6 +13,10 @@ DEFAULT_DB = "var/orgsettings.db"
 SECRET_FILE_NAME = "jwt_secret"
 #: Appended to the database's file name: the file that remembers the demo organization's id.
 DEMO_ORG_SUFFIX = ".demo_org_id"
+#: How ``serve`` hands its workers the directory they share (Config.workers_dir).
+WORKERS_DIR_ENV = "ORGSETTINGS_WORKERS_DIR"
+#: The metrics' directory in it (prometheus-client's PROMETHEUS_MULTIPROC_DIR).
+WORKERS_METRICS_SUBDIR = "metrics"
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,10 @@ class Config:
     key_requests_per_minute: int = 0
     #: GET /metrics (Prometheus text format); off: 404.
     metrics: bool = True
+    #: Set by ``serve --workers N`` (N > 1), never by hand: the private directory of this run
+    #: through which its workers share the metrics and the failed-authentication counts
+    #: (ORGSETTINGS_WORKERS_DIR). None: the app keeps both to itself.
+    workers_dir: Path | None = None
     #: Whether the app may create a missing database. From the environment (the server) it
     #: may not: only ``init`` and ``demo`` create one.
     create_database: bool = True
@@ -90,6 +98,7 @@ class Config:
             if env.get("ORGSETTINGS_STATE_DIR")
             else None,
             auth_failures_per_minute=_count(env, "ORGSETTINGS_AUTH_FAILURES_PER_MINUTE", 30),
+            workers_dir=Path(env[WORKERS_DIR_ENV]) if env.get(WORKERS_DIR_ENV) else None,
             key_requests_per_minute=_count(env, "ORGSETTINGS_KEY_REQUESTS_PER_MINUTE", 0),
         )
 

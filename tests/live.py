@@ -145,6 +145,40 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def _server_sockets(server_port: int, client_port: int) -> set[str]:
+    """The inodes of the server-side sockets of the loopback connection from ``client_port``
+    to ``server_port``, read from /proc/net/tcp (both ports in hex after the address)."""
+    inodes = set()
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            local, remote, inode = fields[1], fields[2], fields[9]
+            ports = int(local.rsplit(":", 1)[1], 16), int(remote.rsplit(":", 1)[1], 16)
+            if ports == (server_port, client_port) and inode != "0":
+                inodes.add(f"socket:[{inode}]")
+    return inodes
+
+
+def worker_of(connection: socket.socket, pids: list[int]) -> int | None:
+    """Which of the worker processes ``pids`` holds the server's end of ``connection`` (a
+    connected client socket whose request was answered, so the connection was accepted), by
+    the socket's inode among each worker's open files; None when none does."""
+    server_port = connection.getpeername()[1]
+    inodes = _server_sockets(server_port, connection.getsockname()[1])
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
 def wait_ready(base_url: str, process: subprocess.Popen | None = None, timeout: float = 30) -> None:
     """Poll /readyz until it answers 200 (no fixed sleeps)."""
     deadline = time.monotonic() + timeout

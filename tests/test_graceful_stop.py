@@ -109,11 +109,12 @@ def serving(db: Path) -> list[int]:
 def test_workers_stop_when_serve_is_killed(tmp_path: Path) -> None:
     """SIGKILL of ``serve`` (the OOM killer, a supervisor) leaves no worker serving its port
     alone: each worker notices its parent is gone and stops, gracefully or, past its grace
-    period, by SIGKILL. The deadline is that bound plus slack for a busy machine, not the
-    second or so an idle one takes."""
+    period, by SIGKILL, removing the directory serve made for them. The deadline is that bound
+    plus slack for a busy machine, not the second or so an idle one takes."""
     db = tmp_path / "orphan.db"
     cli(db, "init", env=SECRET_ENV)
-    server = start_server(db, workers=2, env=SECRET_ENV)
+    server = start_server(db, workers=2, env={**SECRET_ENV, "TMPDIR": str(tmp_path)})
+    assert len(list(tmp_path.glob("orgsettings-serve-*"))) == 1  # what serve shares with them
     workers = server.workers()
     assert len(workers) == 2
     assert set(workers) <= set(serving(db))  # the check below sees a running instance
@@ -126,3 +127,5 @@ def test_workers_stop_when_serve_is_killed(tmp_path: Path) -> None:
     # No process of this instance is left to serve its port (whatever else on the machine
     # may bind the freed port next): none runs with this instance's database on its command line.
     assert serving(db) == []
+    # And the directory serve made for its workers, which it could not remove, is gone too.
+    assert list(tmp_path.glob("orgsettings-serve-*")) == []

@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import bearer
 from handlers.app import create_app
 from handlers.config import Config
+from handlers.http.metrics import Metrics
 
 
 def samples(client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -78,3 +79,21 @@ def test_metrics_can_be_turned_off(config) -> None:
     """metrics=False (ORGSETTINGS_METRICS=0): /metrics is 404."""
     with create_app(Config(**{**config.__dict__, "metrics": False})).test_client() as client:
         assert client.get("/metrics").status_code == 404
+
+
+def test_two_apps_in_one_process_count_apart(config, org, admin_key) -> None:
+    """Each app has its own registry: one app's requests are not in the other's scrape."""
+    with create_app(config).test_client() as first, create_app(config).test_client() as second:
+        first.get("/v1/organization", headers=bearer(admin_key))
+        first.get("/v1/organization", headers=bearer(admin_key))
+        second.get("/v1/organization", headers=bearer(admin_key))
+        get = (("operation", "get_organization"), ("status", "200"), ("surface", "v1"))
+        assert samples(first)[("orgsettings_requests_total", get)] == 2
+        assert samples(second)[("orgsettings_requests_total", get)] == 1
+
+
+def test_shared_metrics_refuse_a_process_that_cannot_write_them(tmp_path) -> None:
+    """A worker whose prometheus_client was imported without PROMETHEUS_MULTIPROC_DIR (as
+    this test process's was) would leave its requests out of every total: it refuses to start."""
+    with pytest.raises(RuntimeError, match="PROMETHEUS_MULTIPROC_DIR"):
+        Metrics(tmp_path)

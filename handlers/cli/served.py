@@ -7,13 +7,16 @@ Logging is process-wide, so it belongs to the server process rather than to ``cr
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from handlers.app import create_app
 from handlers.cli.logs import configure_logging
+from handlers.config import Config
 
 if TYPE_CHECKING:
     import connexion
@@ -24,20 +27,26 @@ PARENT_CHECK_SECONDS = 0.25
 ORPHAN_GRACE_SECONDS = 10.0
 
 
-def exit_with_parent(interval: float = PARENT_CHECK_SECONDS) -> None:
+def exit_with_parent(
+    interval: float = PARENT_CHECK_SECONDS, workers_dir: Path | None = None
+) -> None:
     """Stop this worker when the process that started it dies.
 
     Granian's workers are processes of their own: when ``serve`` is killed outright (SIGKILL,
     the OOM killer), they would go on serving its port alone, re-parented to init, and the
     instance a load balancer or a supervisor thinks is gone would keep answering. A worker
     that finds its parent gone sends itself SIGTERM (a graceful stop: in-flight requests end,
-    the store closes), and SIGKILL if that takes longer than ORPHAN_GRACE_SECONDS.
+    the store closes), and SIGKILL if that takes longer than ORPHAN_GRACE_SECONDS. It first
+    removes the directory ``serve`` made for its workers (``workers_dir``), which ``serve`` can
+    no longer remove; the workers' open files stay usable until they exit.
     """
     parent = os.getppid()
 
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(interval)
+        if workers_dir is not None:
+            shutil.rmtree(workers_dir, ignore_errors=True)  # every orphaned worker tries
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(ORPHAN_GRACE_SECONDS)
         os.kill(os.getpid(), signal.SIGKILL)
@@ -48,5 +57,6 @@ def exit_with_parent(interval: float = PARENT_CHECK_SECONDS) -> None:
 def app() -> connexion.AsyncApp:
     """Granian's app factory: JSON logging, exit with ``serve``, the app from the environment."""
     configure_logging()
-    exit_with_parent()
-    return create_app()
+    config = Config.from_env()
+    exit_with_parent(workers_dir=config.workers_dir)
+    return create_app(config)
