@@ -18,6 +18,7 @@ from storage.postgresql import audit, organizations
 from storage.records import By
 
 _INSERT = records.insert_statement("opt_outs", ledger.OPT_OUT_COLUMNS, "%s")
+_GET = "SELECT * FROM opt_outs WHERE organization_id = %s AND phone_number = %s"
 _PAGE = "SELECT * FROM opt_outs WHERE organization_id = %s AND seq < %s ORDER BY seq DESC LIMIT %s"
 _REMEMBER = records.insert_statement("remembered_requests", ledger.REMEMBERED_COLUMNS, "%s")
 
@@ -25,7 +26,7 @@ _REMEMBER = records.insert_statement("remembered_requests", ledger.REMEMBERED_CO
 async def get(conn: AsyncConnection, org_id: str, phone_number: str) -> dict[str, Any] | None:
     """The ledger entry for one number, or None."""
     cursor = await conn.execute(
-        "SELECT * FROM opt_outs WHERE organization_id = %s AND phone_number = %s",
+        _GET,
         [org_id, phone_number],
     )
     row = await cursor.fetchone()
