@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from conftest import OPERATOR, POSTGRESQL, SyncStore, query, sync_store
+from conftest import OPERATOR, POSTGRESQL, SyncStore, outside, query, sync_store
 from storage import IdempotencyConflict, NotFoundError, open_store
 from storage.records import END_SEQ
 
@@ -224,7 +224,7 @@ def test_a_page_reads_its_own_organizations_rows_only(database, store, org):
 
         query(database, "ANALYZE opt_outs")
         for statement, params in (
-            (sql._PAGE, [org["id"], END_SEQ, 21]),
+            (sql.page_statement(21), [org["id"], END_SEQ]),
             (sql._GET, [org["id"], number]),
         ):
             scans = [n for n in _nodes(_pg_plan(database, statement, params)) if "Index Cond" in n]
@@ -232,6 +232,17 @@ def test_a_page_reads_its_own_organizations_rows_only(database, store, org):
             assert "organization_id" in scans[0]["Index Cond"]
             assert scans[0].get("Rows Removed by Filter", 0) == 0
             assert scans[0]["Shared Hit Blocks"] + scans[0]["Shared Read Blocks"] < 20
+        # Prepared as psycopg prepares it (after five runs), the page keeps one generic plan
+        # instead of being planned again on every call (its LIMIT is in the statement's text).
+        with outside(database) as conn:
+            if conn.info.server_version >= 140000:  # pg_prepared_statements.generic_plans
+                for _ in range(8):
+                    conn.execute(sql.page_statement(21), [org["id"], END_SEQ], prepare=True)
+                [(generic,)] = conn.execute(
+                    "SELECT generic_plans FROM pg_prepared_statements"
+                    " WHERE statement LIKE 'SELECT * FROM opt_outs%'"
+                ).fetchall()
+                assert generic > 0
     else:
         from storage.sqlite import opt_outs as sql
 
