@@ -62,7 +62,9 @@ unit-postgresql: install npm ## pytest over PostgreSQL (a throwaway cluster)
 # Schemathesis against a throwaway live server: the v1 spec with a key holding every scope, the
 # dashboard spec with an ADMIN token and again with a SUPERADMIN token, paths steered to a real
 # organization. `--checks all`, all four phases, CONTRACT_MAX_EXAMPLES (40) examples per
-# operation. No check is excluded. positive_data_acceptance also accepts, on a few operations
+# operation, stateful scenarios of up to CONTRACT_STATEFUL_MAX_STEPS (20) linked calls; the v1
+# pass repeats fuzzing and stateful suites for CONTRACT_V1_MAX_TIME (60) seconds, so the
+# stateful phase follows every link of the spec. No check is excluded. positive_data_acceptance also accepts, on a few operations
 # only, the statuses of rules JSON Schema cannot express (v1 PATCH: 412 stale If-Match, 422
 # cross-field and state rules; v1 audit_events and opt_outs lists: 422 forged cursor; the
 # ledger, inbound, send-decision and missed-call operations: 422 a phone number phonenumbers

@@ -38,13 +38,17 @@ def backend() -> str:
     return value
 
 
-def reexec_under_cluster() -> None:
-    """Replace this process with the same bench run under a throwaway PostgreSQL cluster,
-    unless one is already given (ORGSETTINGS_TEST_POSTGRES). Returns only in the latter case."""
+def reexec_under_cluster(settings: dict[str, str] | None = None) -> None:
+    """Replace this process with the same bench run under a throwaway PostgreSQL cluster
+    (started with ``settings`` over the cluster tool's own), unless one is already given
+    (ORGSETTINGS_TEST_POSTGRES). Returns only in the latter case."""
     if os.environ.get(ENV_VAR):
         return
     print(f"BACKEND=postgresql: starting a throwaway cluster ({CLUSTER.name} run)", flush=True)
-    argv = [sys.executable, str(CLUSTER), "run", "--", sys.executable, *sys.argv]
+    options = [
+        arg for name, value in (settings or {}).items() for arg in ("--set", f"{name}={value}")
+    ]
+    argv = [sys.executable, str(CLUSTER), "run", *options, "--", sys.executable, *sys.argv]
     os.execv(sys.executable, argv)
 
 

@@ -270,7 +270,8 @@ class Store(ABC):
         self, org_id: str, *, limit: int, before_seq: int | None = None
     ) -> tuple[list[dict[str, Any]], int | None]:
         """Ledger entries newest first; the page and the position to continue before, if any.
-        One index range at any depth (``opt_outs_newest``)."""
+        One index range at any depth (SQLite: ``opt_outs_newest``; PostgreSQL: the primary key,
+        (organization_id, seq))."""
         if _has_nul(org_id):
             return [], None
         return await self._read(self.sql.opt_outs.page, org_id, limit=limit, before_seq=before_seq)

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from conftest import OPERATOR, SyncStore, query, sync_store
+from conftest import OPERATOR, POSTGRESQL, SyncStore, outside, query, sync_store
 from storage import IdempotencyConflict, NotFoundError, open_store
+from storage.records import END_SEQ
 
 NUMBER = "+14155550123"
 
@@ -182,3 +183,78 @@ def test_concurrent_stops_make_one_entry_one_event_one_confirmation(config, org)
         assert checker.verify_audit(org["id"])["broken"] is None
     finally:
         checker.close()
+
+
+def _bulk_entries(database: str, org_id: str, count: int, area: int) -> None:
+    """``count`` ledger entries for an organization by plain SQL (``+1<area>2000001`` up), newer
+    than every entry before them."""
+    query(
+        database,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
+        " INSERT INTO opt_outs (organization_id, phone_number, source, created_at)"
+        " SELECT ?, '+1' || ? || (2000000 + i), 'api', '2026-01-01T00:00:00.000Z' FROM n",
+        [count, org_id, area],
+    )
+
+
+def _pg_plan(database: str, statement: str, params: list[Any]) -> dict[str, Any]:
+    """PostgreSQL's executed plan of one statement (EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON))."""
+    [(plan,)] = query(database, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement, params)
+    return plan[0]["Plan"]
+
+
+def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [plan, *(node for child in plan.get("Plans", []) for node in _nodes(child))]
+
+
+def test_a_page_reads_its_own_organizations_rows_only(database, store, org):
+    """An organization holding most of the ledger, whose entries are older than another's: its
+    newest-first page and a lookup are each one range of its own index entries (PostgreSQL,
+    with fresh statistics: no backward walk of every newer row filtered by organization;
+    SQLite: the plans name the two indexes)."""
+    other = store.create_org(name="Newer Ledger", actor=OPERATOR)
+    _bulk_entries(database, org["id"], 30_000, 415)
+    _bulk_entries(database, other["id"], 10_000, 650)
+    number = "+14152000007"
+    page, _ = store.list_opt_outs(org["id"], limit=20)
+    assert len(page) == 20 and page[0]["phone_number"] == "+14152030000"
+    assert store.get_opt_out(org["id"], number)["phone_number"] == number
+    if POSTGRESQL:
+        from storage.postgresql import opt_outs as sql
+
+        query(database, "ANALYZE opt_outs")
+        for statement, params in (
+            (sql.page_statement(21), [org["id"], END_SEQ]),
+            (sql._GET, [org["id"], number]),
+        ):
+            scans = [n for n in _nodes(_pg_plan(database, statement, params)) if "Index Cond" in n]
+            assert len(scans) == 1, scans
+            assert "organization_id" in scans[0]["Index Cond"]
+            assert scans[0].get("Rows Removed by Filter", 0) == 0
+            assert scans[0]["Shared Hit Blocks"] + scans[0]["Shared Read Blocks"] < 20
+        # Prepared as psycopg prepares it (after five runs), the page keeps one generic plan
+        # instead of being planned again on every call (its LIMIT is in the statement's text).
+        with outside(database) as conn:
+            if conn.info.server_version >= 140000:  # pg_prepared_statements.generic_plans
+                for _ in range(8):
+                    conn.execute(sql.page_statement(21), [org["id"], END_SEQ], prepare=True)
+                [(generic,)] = conn.execute(
+                    "SELECT generic_plans FROM pg_prepared_statements"
+                    " WHERE statement LIKE 'SELECT * FROM opt_outs%'"
+                ).fetchall()
+                assert generic > 0
+    else:
+        from storage.sqlite import opt_outs as sql
+
+        plans = {
+            name: " / ".join(row[3] for row in query(database, "EXPLAIN QUERY PLAN " + sqls, p))
+            for name, sqls, p in (
+                ("page", sql._PAGE, [org["id"], END_SEQ, 21]),
+                ("lookup", sql._GET, [org["id"], number]),
+            )
+        }
+        assert (
+            plans["page"]
+            == "SEARCH opt_outs USING INDEX opt_outs_newest (organization_id=? AND seq<?)"
+        )
+        assert plans["lookup"].endswith("(organization_id=? AND phone_number=?)")

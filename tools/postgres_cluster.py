@@ -4,10 +4,12 @@ Usage:
     python tools/postgres_cluster.py ensure
         Find PostgreSQL's server binaries (installing Debian's ``postgresql`` package with
         apt-get when running as root and none are found) and print their directory.
-    python tools/postgres_cluster.py run -- CMD [ARGS...]
+    python tools/postgres_cluster.py run [--set NAME=VALUE]... -- CMD [ARGS...]
         Create a cluster in a temporary directory, start it on a free port of 127.0.0.1,
         run CMD with ORGSETTINGS_TEST_POSTGRES=postgresql://orgsettings@127.0.0.1:PORT/postgres,
-        then stop the cluster, remove the directory and exit with CMD's exit code.
+        then stop the cluster, remove the directory and exit with CMD's exit code. ``--set``
+        gives the server a setting of its own or overrides one of SERVER_OPTIONS (the bench
+        sizes shared_buffers this way).
 
 PostgreSQL refuses to run as root: as root the cluster belongs to the ``postgres`` user (or
 ``nobody``), while CMD still runs as the current user. Progress goes to stderr.
@@ -215,8 +217,9 @@ class Cluster:
         )
         log(f"initdb in {self.tmp} {who}: {time.monotonic() - began:.2f}s")
 
-    def start(self) -> None:
-        """Start the server on a free port, retrying when the port was taken meanwhile."""
+    def start(self, extra: dict[str, str] | None = None) -> None:
+        """Start the server on a free port, retrying when the port was taken meanwhile;
+        ``extra`` settings override SERVER_OPTIONS."""
         assert self.tmp is not None
         logfile = os.path.join(self.tmp, "log")
         began = time.monotonic()
@@ -227,6 +230,7 @@ class Cluster:
                 "port": str(port),
                 "unix_socket_directories": self.tmp,
                 **SERVER_OPTIONS,
+                **(extra or {}),
             }
             options = " ".join(f"-c {shlex.quote(f'{k}={v}')}" for k, v in settings.items())
             pg_ctl = [self._pg("pg_ctl"), "-D", self.data, "-w", "-t", "60", "-l", logfile]
@@ -293,8 +297,9 @@ class Cluster:
         return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/postgres"
 
 
-def run(command: Sequence[str]) -> int:
-    """Run ``command`` against a fresh cluster; return its exit code (128+N if signal N)."""
+def run(command: Sequence[str], settings: dict[str, str] | None = None) -> int:
+    """Run ``command`` against a fresh cluster started with ``settings`` over SERVER_OPTIONS;
+    return its exit code (128+N if signal N)."""
     child: subprocess.Popen[bytes] | None = None
     cleaning = False
     forwarded = 0
@@ -321,7 +326,7 @@ def run(command: Sequence[str]) -> int:
     try:
         cluster = Cluster(ensure_bindir())
         cluster.create()
-        cluster.start()
+        cluster.start(settings)
         log(f"running {shlex.join(command)}")
         try:
             child = subprocess.Popen(command, env={**os.environ, ENV_VAR: cluster.url})
@@ -335,7 +340,25 @@ def run(command: Sequence[str]) -> int:
             cluster.remove()
 
 
-USAGE = "usage: postgres_cluster.py ensure | postgres_cluster.py run -- CMD [ARGS...]"
+USAGE = (
+    "usage: postgres_cluster.py ensure"
+    " | postgres_cluster.py run [--set NAME=VALUE]... -- CMD [ARGS...]"
+)
+
+
+def parse_run(argv: Sequence[str]) -> tuple[dict[str, str], list[str]] | None:
+    """``run``'s arguments: the ``--set`` settings and the command; None when malformed."""
+    settings: dict[str, str] = {}
+    rest = list(argv)
+    while len(rest) >= 2 and rest[0] == "--set":
+        name, equals, value = rest[1].partition("=")
+        if not equals or not re.fullmatch(r"[a-z_]+", name):
+            return None
+        settings[name] = value
+        rest = rest[2:]
+    if len(rest) >= 2 and rest[0] == "--":
+        return settings, rest[1:]
+    return None
 
 
 def main(argv: Sequence[str]) -> int:
@@ -344,8 +367,10 @@ def main(argv: Sequence[str]) -> int:
         if list(argv) == ["ensure"]:
             print(ensure_bindir())
             return 0
-        if len(argv) >= 3 and argv[0] == "run" and argv[1] == "--":
-            return run(argv[2:])
+        parsed = parse_run(argv[1:]) if argv and argv[0] == "run" else None
+        if parsed is not None:
+            settings, command = parsed
+            return run(command, settings)
     except ClusterError as exc:
         log(str(exc))
         return 2

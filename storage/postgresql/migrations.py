@@ -143,7 +143,28 @@ CREATE TABLE missed_call_contacts (
 );
 """
 
-MIGRATIONS: list[str] = [_001_INITIAL, _002_OPT_OUT_LEDGER, _003_MISSED_CALL_CONTACTS]
+# The ledger's newest-first page by its own index, whatever the statistics say. With the primary
+# key on ``seq`` alone, an organization holding most of the ledger had its page planned as a
+# backward scan of that key filtered by organization: one range while its rows are the newest,
+# but every newer row of the other organizations is read and dropped first (300,000 of them
+# made a first page of 20 take 62 ms instead of 0.03 ms). The primary key becomes
+# (organization_id, seq), which is the page's range; ``opt_outs_newest`` (the same columns) goes.
+# No index leads with ``seq`` any more, so no plan can walk the whole ledger for one
+# organization's page. (``seq`` stays an identity column: still unique, still increasing.) The
+# previous release's statements are unchanged and run on the new key. The step rebuilds one
+# index under the table's lock: about 6 s for 1,000,000 entries on the bench VM.
+_004_LEDGER_PAGE_BY_ORGANIZATION = """
+ALTER TABLE opt_outs DROP CONSTRAINT opt_outs_pkey;
+ALTER TABLE opt_outs ADD CONSTRAINT opt_outs_pkey PRIMARY KEY (organization_id, seq);
+DROP INDEX opt_outs_newest;
+"""
+
+MIGRATIONS: list[str] = [
+    _001_INITIAL,
+    _002_OPT_OUT_LEDGER,
+    _003_MISSED_CALL_CONTACTS,
+    _004_LEDGER_PAGE_BY_ORGANIZATION,
+]
 
 _TRACKING = """
 CREATE TABLE IF NOT EXISTS schema_migrations (

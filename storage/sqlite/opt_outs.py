@@ -17,6 +17,7 @@ from storage.records import By
 from storage.sqlite import audit, organizations
 
 _INSERT = records.insert_statement("opt_outs", ledger.OPT_OUT_COLUMNS, "?")
+_GET = "SELECT * FROM opt_outs WHERE organization_id = ? AND phone_number = ?"
 _PAGE = "SELECT * FROM opt_outs WHERE organization_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
 _REMEMBER = records.insert_statement("remembered_requests", ledger.REMEMBERED_COLUMNS, "?")
 
@@ -33,7 +34,7 @@ def get(db: Database, org_id: str, phone_number: str) -> dict[str, Any] | None:
     """The ledger entry for one number, or None."""
     row = _row(
         db,
-        "SELECT * FROM opt_outs WHERE organization_id = ? AND phone_number = ?",
+        _GET,
         [org_id, phone_number],
     )
     return ledger.opt_out_from_row(row) if row else None
