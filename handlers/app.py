@@ -86,15 +86,18 @@ class OrjsonModule:
 
 
 def _lifespan(
-    store: Store, metrics: Metrics | None
+    store: Store, metrics: Metrics | None, started: Callable[[], None] | None
 ) -> Callable[[Any], contextlib.AbstractAsyncContextManager[None]]:
-    """Start the store on the server's loop and migrate when the server starts; write what is
-    pending and close when it stops, then tell the metrics this process is done."""
+    """Start the store on the server's loop and migrate when the server starts, then call
+    ``started``; write what is pending and close when it stops, then tell the metrics this
+    process is done."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
         await store.start()
         await store.migrate()
+        if started is not None:
+            started()
         try:
             yield
         finally:
@@ -124,10 +127,16 @@ def _middlewares(specs: list[tuple[dict[str, Any], str]], jsonifier: Jsonifier) 
     return [*stack, functools.partial(OperationCaller, jsonifier=jsonifier)]
 
 
-def create_app(config: Config | None = None, store: Store | None = None) -> connexion.AsyncApp:
+def create_app(
+    config: Config | None = None,
+    store: Store | None = None,
+    *,
+    started: Callable[[], None] | None = None,
+) -> connexion.AsyncApp:
     """Build the app over ``store`` (by default the one ``config`` names).
 
-    The store is migrated when the app starts (ASGI lifespan) and closed when it stops.
+    The store is migrated when the app starts (ASGI lifespan) and closed when it stops;
+    ``started`` is called once it is migrated, with the app's middleware stack built.
     """
     config = config or Config.from_env()
     store = store or configured_store(config, create=config.create_database)
@@ -145,7 +154,7 @@ def create_app(config: Config | None = None, store: Store | None = None) -> conn
         __name__,
         specification_dir=SPEC_DIR,
         jsonifier=jsonifier,
-        lifespan=_lifespan(store, metrics),
+        lifespan=_lifespan(store, metrics, started),
         middlewares=_middlewares([(v1, "/v1"), (dashboard, "/api")], jsonifier),
         resolver=ServicesResolver(services),
         strict_validation=True,

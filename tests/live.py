@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,14 @@ class Server:
     def log(self) -> str:
         """Everything the server wrote to stdout and stderr so far."""
         return self.log_path.read_text(errors="replace")
+
+    def log_once(self, ready: Callable[[str], bool], timeout: float = 10.0) -> str:
+        """The log as soon as ``ready(log)`` holds (polled), or as it is after ``timeout``.
+        A request's access-log line is written after its response, in the same loop turn."""
+        deadline = time.monotonic() + timeout
+        while not ready(text := self.log()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return text
 
 
 def _stat(pid: int | str) -> list[str] | None:

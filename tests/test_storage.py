@@ -417,6 +417,18 @@ def test_the_key_lookup_carries_its_organization_as_get_org_reads_it(store):
     assert store.key_by_hash("ef" * 32) is None
 
 
+def test_the_key_lookup_without_its_organization_is_the_key_alone(store):
+    """What every request but GET /v1/organization asks for: the same key, no organization."""
+    org = store.create_org(name="Acme", actor=OPERATOR)
+    created = store.create_key(
+        org_id=org["id"], key_hash="cd" * 32, prefix="osk_test", scopes=["org:read"], actor=OPERATOR
+    )
+    assert store.key_by_hash("cd" * 32, with_organization=False) == created
+    assert store.key_by_hash("ef" * 32, with_organization=False) is None
+    store.revoke_key(created["id"], OPERATOR)
+    assert store.key_by_hash("cd" * 32, with_organization=False)["revoked_at"] is not None
+
+
 def test_the_key_lookup_reads_the_live_organization_and_key(store):
     """Nothing is cached: a change or a revocation is in the very next lookup."""
     org = store.create_org(name="Acme", actor=OPERATOR)

@@ -33,6 +33,8 @@ _BY_HASH = (
     + " FROM api_keys k LEFT JOIN organizations o ON o.id = k.organization_id"
     + " WHERE k.key_hash = %s"
 )
+# The key alone, for every request that does not answer from its organization's record.
+_KEY_BY_HASH = f"SELECT {', '.join(KEY_COLUMNS)} FROM api_keys WHERE key_hash = %s"
 
 
 async def create(conn: AsyncConnection, by: By, fields: dict[str, Any]) -> dict[str, Any]:
@@ -45,12 +47,16 @@ async def create(conn: AsyncConnection, by: By, fields: dict[str, Any]) -> dict[
     return key_from_row(row)
 
 
-async def by_hash(conn: AsyncConnection, key_hash: str) -> dict[str, Any] | None:
+async def by_hash(
+    conn: AsyncConnection, key_hash: str, with_organization: bool
+) -> dict[str, Any] | None:
     """The key stored under this hash (an indexed lookup, no secret comparison), with its
-    organization's record (``organization``; None when it is gone)."""
-    cursor = await conn.execute(_BY_HASH, [key_hash])
+    organization's record (``organization``; None when it is gone) when asked."""
+    cursor = await conn.execute(_BY_HASH if with_organization else _KEY_BY_HASH, [key_hash])
     row = await cursor.fetchone()
-    return key_with_org_from_read(row) if row else None
+    if row is None:
+        return None
+    return key_with_org_from_read(row) if with_organization else key_from_row(row)
 
 
 async def revoke(conn: AsyncConnection, key_id: str, by: By) -> dict[str, Any]:

@@ -29,6 +29,8 @@ _BY_HASH = (
     + " FROM api_keys k LEFT JOIN organizations o ON o.id = k.organization_id"
     + " WHERE k.key_hash = ?"
 )
+# The key alone, for every request that does not answer from its organization's record.
+_KEY_BY_HASH = f"SELECT {', '.join(KEY_COLUMNS)} FROM api_keys WHERE key_hash = ?"
 
 
 def create(db: Database, by: By, fields: dict[str, Any]) -> dict[str, Any]:
@@ -41,14 +43,15 @@ def create(db: Database, by: By, fields: dict[str, Any]) -> dict[str, Any]:
     return key_from_row(row)
 
 
-def by_hash(db: Database, key_hash: str) -> dict[str, Any] | None:
+def by_hash(db: Database, key_hash: str, with_organization: bool) -> dict[str, Any] | None:
     """The key stored under this hash (an indexed lookup, no secret comparison), with its
-    organization's record (``organization``; None when it is gone)."""
-    cursor = db.conn.execute(_BY_HASH, [key_hash])
+    organization's record (``organization``; None when it is gone) when asked."""
+    cursor = db.conn.execute(_BY_HASH if with_organization else _KEY_BY_HASH, [key_hash])
     row = cursor.fetchone()
     if row is None:
         return None
-    return key_with_org_from_read(dict(zip((c[0] for c in cursor.description), row, strict=True)))
+    named = dict(zip((c[0] for c in cursor.description), row, strict=True))
+    return key_with_org_from_read(named) if with_organization else key_from_row(named)
 
 
 def revoke(db: Database, key_id: str, by: By) -> dict[str, Any]:
