@@ -31,6 +31,7 @@ import orjson
 from connexion.exceptions import ProblemException
 from connexion.jsonifier import Jsonifier
 from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
+from connexion.middleware.request_validation import RequestValidationMiddleware
 from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
@@ -49,11 +50,15 @@ from handlers.http.middleware import RequestContext
 from handlers.http.operations import OperationCaller, refuse_unsupported
 from handlers.http.rate_limit import RateLimits
 from handlers.http.rendering import ErrorRenderer
+from handlers.http.request_validation import ValidationOffTheApiPath
 from handlers.http.routes import RouteTable
 from handlers.http.validation import SchemaChecks, validator_map
 from handlers.services import Services
 from handlers.specs import SPEC_DIR, load_spec, read_only_fields
 from storage import StorageUnavailable, Store
+
+#: Unknown query parameters are refused (Connexion's ``strict_validation``).
+STRICT_VALIDATION = True
 
 
 class ServicesResolver(Resolver):
@@ -110,21 +115,46 @@ def _lifespan(
     return lifespan
 
 
-def _middlewares(specs: list[tuple[dict[str, Any], str]], jsonifier: Jsonifier) -> list[Any]:
-    """Connexion's default middlewares, its Swagger UI kept off the API's path
-    (``DocsOffTheApiPath``), and last ``OperationCaller``, which calls each operation's
-    function with the values the validators checked."""
+def _middlewares(
+    apis: list[tuple[dict[str, Any], str, str]],
+    jsonifier: Jsonifier,
+    resolver: Resolver,
+    validators: dict[str, dict[str, Any]],
+) -> list[Any]:
+    """Connexion's default middlewares, with its Swagger UI (``DocsOffTheApiPath``) and its
+    request validation (``ValidationOffTheApiPath``) kept off the API's path, and last
+    ``OperationCaller``, which validates each operation's request with validators built once
+    and calls its function with the values they checked. ``apis``: (spec, base path, surface)."""
     docs = functools.partial(
         DocsOffTheApiPath,
-        specs=specs,
+        specs=[(spec, base_path) for spec, base_path, _ in apis],
         specification_dir=str(SPEC_DIR),
         swagger_ui_options=SwaggerUIOptions(spec_path="/openapi.json", swagger_ui_path="/ui"),
     )
-    stack: list[Any] = [
-        docs if middleware is SwaggerUIMiddleware else middleware
-        for middleware in ConnexionMiddleware.default_middlewares
-    ]
-    return [*stack, functools.partial(OperationCaller, jsonifier=jsonifier)]
+    validation = functools.partial(
+        ValidationOffTheApiPath,
+        apis=[
+            (
+                spec,
+                base_path,
+                {
+                    "resolver": resolver,
+                    "strict_validation": STRICT_VALIDATION,
+                    "validator_map": validators[surface],
+                },
+            )
+            for spec, base_path, surface in apis
+        ],
+    )
+    replaced = {SwaggerUIMiddleware: docs, RequestValidationMiddleware: validation}
+    stack = [replaced.get(m, m) for m in ConnexionMiddleware.default_middlewares]
+    caller = functools.partial(
+        OperationCaller,
+        jsonifier=jsonifier,
+        validators=validators,
+        strict_validation=STRICT_VALIDATION,
+    )
+    return [*stack, caller]
 
 
 def create_app(
@@ -150,16 +180,22 @@ def create_app(
     for spec in (v1, dashboard):
         refuse_unsupported(spec)
     jsonifier = Jsonifier(OrjsonModule)
+    resolver = ServicesResolver(services)
+    checks = SchemaChecks()  # the compiled schemas of this app's validators
+    validators = {
+        "v1": validator_map(read_only_fields(v1, "Organization"), checks),
+        "dashboard": validator_map(frozenset(), checks),
+    }
+    apis = [(v1, "/v1", "v1"), (dashboard, "/api", "dashboard")]
     app = connexion.AsyncApp(
         __name__,
         specification_dir=SPEC_DIR,
         jsonifier=jsonifier,
         lifespan=_lifespan(store, metrics, started),
-        middlewares=_middlewares([(v1, "/v1"), (dashboard, "/api")], jsonifier),
-        resolver=ServicesResolver(services),
-        strict_validation=True,
+        middlewares=_middlewares(apis, jsonifier, resolver, validators),
+        resolver=resolver,
+        strict_validation=STRICT_VALIDATION,
     )
-    checks = SchemaChecks()  # the compiled schemas of this app's validators
     limits = RateLimits(
         config.auth_failures_per_minute, config.key_requests_per_minute, config.workers_dir
     )
@@ -169,7 +205,7 @@ def create_app(
         name="v1",
         base_path="/v1",
         security_map=bearer_security_map(keys),
-        validator_map=validator_map(read_only_fields(v1, "Organization"), checks),
+        validator_map=validators["v1"],
     )
     jwt = JwtAuthenticator(JwtVerifier.from_config(config))
     app.add_api(
@@ -177,7 +213,7 @@ def create_app(
         name="dashboard",
         base_path="/api",
         security_map=bearer_security_map(jwt),
-        validator_map=validator_map(frozenset(), checks),
+        validator_map=validators["dashboard"],
     )
     if metrics is not None:
         store.add_observer(metrics)
@@ -191,7 +227,7 @@ def create_app(
         log_requests=config.log_requests,
         limits=limits,
         metrics=metrics,
-        routes=RouteTable([(v1, "/v1", "v1"), (dashboard, "/api", "dashboard")]),
+        routes=RouteTable(apis),
         body_timeout_seconds=config.body_timeout_seconds,
     )
     app.add_url_rule("/", "index", probes.index(metrics is not None), methods=["GET"])

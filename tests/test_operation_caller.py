@@ -17,6 +17,7 @@ import connexion
 import pytest
 from connexion.jsonifier import Jsonifier
 from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
+from connexion.middleware.request_validation import RequestValidationMiddleware
 from connexion.resolver import Resolver
 from starlette.responses import PlainTextResponse
 from starlette.testclient import TestClient
@@ -29,6 +30,7 @@ from handlers.http.middleware import RequestContext
 from handlers.http.operations import OperationCaller, UnsupportedSpec, refuse_unsupported
 from handlers.http.rate_limit import RateLimits
 from handlers.http.rendering import ErrorRenderer
+from handlers.http.request_validation import ValidationOffTheApiPath
 from handlers.http.routes import RouteTable
 from handlers.http.validation import SchemaChecks, validator_map
 from handlers.specs import load_spec
@@ -105,26 +107,34 @@ async def _token(token: str, _request: Any) -> dict[str, Any]:
     return {"sub": "tester"}
 
 
-@pytest.fixture
-def client() -> Iterator[TestClient]:
-    """The small spec behind the app's own layers, OperationCaller last."""
-    CALLS.clear()
+def _app(routes_spec: dict[str, Any] = SPEC) -> connexion.AsyncApp:
+    """The small spec behind the app's own layers, OperationCaller last; the route table (what
+    the outermost middleware knows of the spec's operations) is built from ``routes_spec``."""
     jsonifier = Jsonifier(OrjsonModule)
+    resolver = Resolver(function_resolver=HANDLERS.__getitem__)
+    validators = {"v1": validator_map(frozenset(), SchemaChecks())}
+    options = {"resolver": resolver, "strict_validation": True, "validator_map": validators["v1"]}
+    validation = functools.partial(ValidationOffTheApiPath, apis=[(SPEC, "/t", options)])
     app = connexion.AsyncApp(
         __name__,
         jsonifier=jsonifier,
         middlewares=[
-            *ConnexionMiddleware.default_middlewares,
-            functools.partial(OperationCaller, jsonifier=jsonifier),
+            *(
+                validation if m is RequestValidationMiddleware else m
+                for m in ConnexionMiddleware.default_middlewares
+            ),
+            functools.partial(
+                OperationCaller, jsonifier=jsonifier, validators=validators, strict_validation=True
+            ),
         ],
-        resolver=Resolver(function_resolver=HANDLERS.__getitem__),
+        resolver=resolver,
         strict_validation=True,
     )
     app.add_api(
         SPEC,
         base_path="/t",
         security_map=bearer_security_map(_token),
-        validator_map=validator_map(frozenset(), SchemaChecks()),
+        validator_map=validators["v1"],
     )
     app.add_error_handler(Exception, ErrorRenderer())
     app.add_middleware(
@@ -134,10 +144,17 @@ def client() -> Iterator[TestClient]:
         log_requests=False,
         limits=RateLimits(0, 0),
         metrics=Metrics(),
-        routes=RouteTable([(SPEC, "/t", "v1")]),
+        routes=RouteTable([(routes_spec, "/t", "v1")]),
     )
     app.add_url_rule("/plain", "plain", _plain, methods=["GET"])
-    with app.test_client(headers={"Authorization": "Bearer good"}) as test_client:
+    return app
+
+
+@pytest.fixture
+def client() -> Iterator[TestClient]:
+    """A client of ``_app()``, with a good token."""
+    CALLS.clear()
+    with _app().test_client(headers={"Authorization": "Bearer good"}) as test_client:
         yield test_client
 
 
@@ -183,6 +200,48 @@ def test_a_body_the_validator_refuses_never_reaches_the_function(client: TestCli
         "name": "must be a string",
     }
     assert CALLS == []
+
+
+def test_a_media_type_in_another_case_is_validated_as_json(client: TestClient):
+    """Media types are case-insensitive: ``Application/JSON`` is checked as application/json
+    (Connexion's own lookup skipped the body schema for it, and the body went unvalidated)."""
+    headers = {"Content-Type": "Application/JSON"}
+    refused = client.put("/t/things/3", content=b'{"name": 5}', headers=headers)
+    assert (refused.status_code, refused.json()["error"]["details"]) == (
+        422,
+        {"name": "must be a string"},
+    )
+    assert CALLS == []
+    accepted = client.put("/t/things/3", content=b'{"name": "n"}', headers=headers)
+    assert accepted.status_code == 201
+    assert CALLS == [{"thing_id": 3, "body": {"name": "n"}}]
+
+
+def test_a_media_type_the_operation_does_not_take_is_415(client: TestClient):
+    response = client.put("/t/things/3", content=b"name=n", headers={"Content-Type": "text/plain"})
+    assert response.status_code == 415
+    assert CALLS == []
+
+
+def test_an_operation_the_route_table_misses_is_validated_by_connexion():
+    """Were the outermost route table to miss an operation Connexion routes, its request would
+    still meet Connexion's own validation (ValidationOffTheApiPath) before Connexion's
+    handler: nothing reaches a function unvalidated."""
+    CALLS.clear()
+    without_put = copy.deepcopy(SPEC)
+    del without_put["paths"]["/things/{thing_id}"]["put"]
+    app = _app(routes_spec=without_put)
+    with app.test_client(headers={"Authorization": "Bearer good"}) as client:
+        refused = client.put("/t/things/3", json={"name": 5, "extra": 1})
+        assert refused.status_code == 422
+        assert refused.json()["error"]["details"] == {
+            "extra": "unknown field",
+            "name": "must be a string",
+        }
+        assert CALLS == []
+        accepted = client.put("/t/things/3", json={"name": "n1"})
+        assert (accepted.status_code, accepted.json()) == (201, {"id": 3, "name": "n1"})
+        assert CALLS == [{"thing_id": 3, "body": {"name": "n1"}}]
 
 
 def test_a_parameter_the_validator_refuses_never_reaches_the_function(client: TestClient):

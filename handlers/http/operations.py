@@ -15,6 +15,11 @@ operation's function itself, as Connexion's parameter and response decorators wo
 - the answer may be ``body``, ``(body, status)`` or ``(body, status, headers)``; the body is
   serialized by the app's Jsonifier, with the operation's one JSON media type.
 
+Before any of that it validates the request (``OperationValidation``: Connexion's checks with
+each operation's validators built once; ``ValidationOffTheApiPath`` took Connexion's request
+validation off the API's path), whenever Connexion routed it to an operation: also when it then
+passes the request on, so nothing reaches a handler unvalidated.
+
 A request whose operation it cannot tell (the index, the probes, the docs, an unrouted path)
 goes on to Connexion unchanged. ``refuse_unsupported`` checks at start-up that the specs use
 nothing this does not handle.
@@ -36,6 +41,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from handlers.http import request_context
+from handlers.http.request_validation import OperationValidation
 
 _HTTP_METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
 #: The argument names Connexion fills from its context (the security middleware's results).
@@ -64,16 +70,42 @@ class PreparedCall:
 class OperationCaller:
     """Calls spec operations' functions directly; passes everything else on."""
 
-    def __init__(self, app: ASGIApp, *, jsonifier: Jsonifier) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        jsonifier: Jsonifier,
+        validators: dict[str, dict[str, Any]],
+        strict_validation: bool,
+    ) -> None:
+        """``validators``: each surface's ``validator_map``."""
         self.app = app
         self.jsonifier = jsonifier
+        self.validators = validators
+        self.strict_validation = strict_validation
         self._prepared: dict[str, PreparedCall] = {}
+        #: Keyed by (surface, operationId): an operationId is unique within its spec.
+        self._validations: dict[tuple[str, str], OperationValidation] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer a spec operation from its function, or pass the request on."""
+        """Validate a spec operation's request, and answer it from its function or pass it on."""
         info = request_context.current()
         operation_id = info.route.operation_id
-        if scope["type"] != "http" or operation_id is None or not _routed_to(operation_id):
+        routed = _routed_to() if scope["type"] == "http" and operation_id is not None else None
+        if routed is None:
+            # Not a spec operation, or one Connexion did not route (which it validates no more
+            # than it calls): ValidationOffTheApiPath passed the first kind through its own.
+            await self.app(scope, receive, send)
+            return
+        surface = info.route.surface
+        validation = self._validations.get((surface, routed))
+        if validation is None:
+            validation = OperationValidation(
+                routed_operation, self.validators[surface], self.strict_validation
+            )
+            self._validations[(surface, routed)] = validation
+        scope, receive = await validation(scope, receive)
+        if routed != operation_id:
             await self.app(scope, receive, send)
             return
         call = self._prepared.get(operation_id)
@@ -108,12 +140,12 @@ class OperationCaller:
         )
 
 
-def _routed_to(operation_id: str) -> bool:
-    """True when Connexion routed this request to ``operation_id`` (its context is set)."""
+def _routed_to() -> str | None:
+    """The operationId Connexion routed this request to, or None (no operation context)."""
     try:
-        return routed_operation.operation_id == operation_id
-    except (LookupError, RuntimeError):  # no operation context: not routed by Connexion
-        return False
+        return routed_operation.operation_id
+    except (LookupError, RuntimeError):
+        return None
 
 
 def prepare(operation: Any) -> PreparedCall:
