@@ -7,11 +7,11 @@ from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import orjson
-from ulid import ULID
 from uuid6 import uuid7
 
 from storage.audit_chain import event_hash
 from storage.errors import VersionMismatchError
+from storage.ulids import new_ulid
 
 QUIET_HOURS_DEFAULT = {"enabled": False, "start": "21:00", "end": "08:00", "mode": "reject"}
 AUTO_REPLIES_DEFAULT = {"enabled": True, "stop_text": None, "help_text": None, "start_text": None}
@@ -203,7 +203,7 @@ def operator_changes(current: dict[str, Any], fields: dict[str, Any]) -> dict[st
 def new_key_row(*, org_id: str, key_hash: str, prefix: str, scopes: list[str]) -> dict[str, Any]:
     """A new API key's row: its hash only, never the secret."""
     return {
-        "id": f"key_{ULID()}",
+        "id": f"key_{new_ulid()}",
         "organization_id": org_id,
         "key_hash": key_hash,
         "prefix": prefix,
@@ -278,7 +278,7 @@ def brand_event(by: By, before: dict[str, Any] | None, after: dict[str, Any] | N
 def new_brand_row(*, org_id: str, status: str, campaigns: int) -> dict[str, Any]:
     """A new brand's row."""
     return {
-        "id": f"brand_{ULID()}",
+        "id": f"brand_{new_ulid()}",
         "organization_id": org_id,
         "status": status,
         "campaign_count": campaigns,
@@ -290,7 +290,7 @@ def new_event_row(draft: Draft, prev_hash: str | None) -> dict[str, Any]:
     """A new audit event's row (JSON columns as text), chained to ``prev_hash`` and hashed
     (see storage.audit_chain)."""
     row = {
-        "id": str(ULID()),
+        "id": new_ulid(),
         "type": draft.type,
         "organization_id": draft.org_id,
         "actor": to_json(draft.by.actor),

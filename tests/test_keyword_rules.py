@@ -209,3 +209,23 @@ def test_classification_ignores_case_decoration_and_spacing(
 def test_a_first_word_keyword_followed_by_any_text_opts_out(word, rest):
     match = keywords.classify(f"{word.lower()} {rest}")
     assert match.category == "opt_out"
+
+
+def _normalize_every_step(body: str) -> str:
+    """PRODUCT.md's normalization with every step taken, whatever the text."""
+    text = unicodedata.normalize("NFKC", body)
+    text = "".join(
+        "-" if unicodedata.category(c) == "Pd" or c == "\u2212" else c
+        for c in text
+        if unicodedata.category(c) != "Cf"
+    )
+    alphanumeric = [i for i, c in enumerate(text) if c.isalnum()]
+    text = text[alphanumeric[0] : alphanumeric[-1] + 1] if alphanumeric else ""
+    text = " ".join(text.split())
+    return text.upper().replace("I\u0307", "I").replace("\u0130", "I")
+
+
+@given(body=st.text(st.characters(max_codepoint=0x7F, exclude_categories=()), max_size=40))
+def test_ascii_bodies_normalize_as_if_every_step_were_taken(body):
+    # ASCII skips NFKC and the format-character pass; the answer must not change.
+    assert keywords.normalize(body) == _normalize_every_step(body)

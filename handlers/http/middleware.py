@@ -8,7 +8,6 @@ import re
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from ulid import ULID
 
 from handlers.errors import ApiError, PayloadTooLarge, RequestTimeout
 from handlers.http import request_context
@@ -19,6 +18,7 @@ from handlers.http.rendering import render
 from handlers.http.request_context import RequestInfo
 from handlers.http.routes import RouteTable
 from handlers.http.validation import replay
+from storage.ulids import new_ulid
 
 access_log = logging.getLogger("orgsettings.access")
 
@@ -217,7 +217,7 @@ def _request_id(scope: Scope) -> str:
             if CLIENT_REQUEST_ID.fullmatch(candidate):
                 return candidate
             break
-    return str(ULID())
+    return new_ulid()
 
 
 def _address(scope: Scope) -> str:

@@ -62,6 +62,16 @@ def parse_json(raw: bytes) -> t.Any:
         raise InvalidJson(details="a number in the request body has too many digits") from None
 
 
+def may_hold_unsafe_text(raw: bytes) -> bool:
+    """False when no string parsed from the JSON text ``raw`` can hold NUL or a lone surrogate.
+
+    Both reach a string only through a ``\\u`` escape: the parser refuses raw control
+    characters inside strings, and the UTF-8 decoder refuses an encoded surrogate. So a body
+    without ``\\u`` anywhere needs no ``text_errors`` walk.
+    """
+    return b"\\u" in raw
+
+
 def text_errors(instance: t.Any) -> dict[str, str]:
     """Strings anywhere in ``instance`` that are valid JSON but unsafe to store or send on.
 

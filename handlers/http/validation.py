@@ -25,7 +25,7 @@ from starlette.types import Message, Receive, Scope
 
 from handlers.errors import InvalidJson, UnsupportedMediaType, ValidationFailed
 from handlers.http import request_context
-from handlers.http.strict_json import parse_json, text_errors
+from handlers.http.strict_json import may_hold_unsafe_text, parse_json, text_errors
 
 FORMAT_CHECKER = FormatChecker()
 for _name, _check in Draft4Validator.FORMAT_CHECKER.checkers.items():
@@ -308,8 +308,9 @@ class BodyValidator(AbstractRequestBodyValidator):
         if body is not None or not self.nullable:
             fast, full = self.checks.of(self.schema)
             errors = {} if fast(body) else collect_errors(full, body, self.read_only)
-            for path, message in text_errors(self.checked_part(body)).items():
-                errors.setdefault(path, message)
+            if may_hold_unsafe_text(raw):
+                for path, message in text_errors(self.checked_part(body)).items():
+                    errors.setdefault(path, message)
             if errors:
                 raise ValidationFailed(details=errors)
         request_context.current().body = body
