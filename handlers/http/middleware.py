@@ -84,7 +84,7 @@ class RequestContext:
         elif scope["method"] in _BODILESS:
             # The operations of these methods take no body, so nothing after this layer
             # reads one: read it here, so a stalled upload still gets its 408.
-            limited = self._limited(receive)
+            limited = self._limited(receive, _declared_length(scope, length))
             try:
                 messages = await _read_all(limited)
             except ApiError as err:
@@ -92,7 +92,7 @@ class RequestContext:
                 return
             await self.app(scope, replay(messages, limited), send)
         else:
-            await self.app(scope, self._limited(receive), send)
+            await self.app(scope, self._limited(receive, _declared_length(scope, length)), send)
 
     def _account(self, scope: Scope, path: str, info: RequestInfo, seconds: float) -> None:
         """What an answered request leaves behind: a refused credential counted against its
@@ -112,12 +112,18 @@ class RequestContext:
             }
             access_log.info("request", extra={ACCESS_FIELDS: fields})
 
-    def _limited(self, receive: Receive) -> Receive:
+    def _limited(self, receive: Receive, declared: int | None) -> Receive:
         """Count body bytes as they arrive, so a missing or lying Content-Length can't pass.
 
         Until the body is complete each read waits at most ``body_timeout``: a client that
         stalls mid-body gets 408 and the connection is closed. Later reads (a wait for the
         client's disconnect) are not timed.
+
+        ``declared`` is the Content-Length of a body that is not chunked. Once that many bytes
+        have arrived the body is complete, and the message that brought the last of them says
+        so (``more_body`` false). Granian marks every chunk ``more_body`` and ends the body
+        with an empty message of its own, which would cost each request one more read (a
+        wake-up of the loop from the server's thread); that message is then left unread.
         """
         received = 0
         complete = False
@@ -134,13 +140,16 @@ class RequestContext:
                     message = await receive()
             except TimeoutError:
                 raise RequestTimeout(headers={"Connection": "close"}) from None
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise PayloadTooLarge()
-                complete = not message.get("more_body", False)
-            else:
+            if message["type"] != "http.request":
                 complete = True
+                return message
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise PayloadTooLarge()
+            complete = not message.get("more_body", False)
+            if not complete and received == declared:
+                complete = True
+                return {**message, "more_body": False}
             return message
 
         return receive_limited
@@ -226,6 +235,11 @@ def _address(scope: Scope) -> str:
 
 def _is_chunked(scope: Scope) -> bool:
     return any(name == b"transfer-encoding" for name, _ in scope["headers"])
+
+
+def _declared_length(scope: Scope, length: int | None) -> int | None:
+    """The body's length when its Content-Length settles it: given, and not chunked."""
+    return None if length is None or _is_chunked(scope) else length
 
 
 def _content_length(scope: Scope) -> int | None:
