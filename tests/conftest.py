@@ -204,6 +204,25 @@ class SyncStore:
         return lambda *args, **kwargs: self._run(attribute(*args, **kwargs))
 
 
+def http_scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    """An ASGI HTTP scope for ``method path`` with exactly ``headers``, for tests that drive the
+    app directly (bytes no HTTP client would send, or a server's messages of their choosing)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+
+
 def sync_store(location: str | Path, **options: Any) -> SyncStore:
     """A migrated store over the database at ``location``, driven synchronously."""
     store = SyncStore(open_store(location, **options))

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from conftest import JWT_SECRET, SyncStore
+from conftest import JWT_SECRET, SyncStore, http_scope
 from handlers.app import create_app
 from handlers.config import Config
 
@@ -52,29 +52,16 @@ async def running(app: Any) -> AsyncIterator[None]:
         await task
 
 
-async def patch(app: Any, key: str, body: bytes, framing: list[tuple[bytes, bytes]], pieces):
+async def patch(app: Any, key: str, framing: list[tuple[bytes, bytes]], pieces: list[dict]):
     """PATCH /v1/organization with ``pieces`` as the server's body messages, after which the
     server sends nothing more; the response's status and body."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "PATCH",
-        "scheme": "http",
-        "path": "/v1/organization",
-        "raw_path": b"/v1/organization",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"127.0.0.1"),
-            (b"authorization", f"Bearer {key}".encode()),
-            (b"content-type", b"application/json"),
-            *framing,
-        ],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-        "state": {},
-    }
+    headers = [
+        (b"host", b"127.0.0.1"),
+        (b"authorization", f"Bearer {key}".encode()),
+        (b"content-type", b"application/json"),
+        *framing,
+    ]
+    scope = http_scope("PATCH", "/v1/organization", headers)
     queued = list(pieces)
     sent: list[dict[str, Any]] = []
 
@@ -136,7 +123,7 @@ def test_a_body_ends_at_its_content_length(
         log_requests=False,
         body_timeout_seconds=BODY_TIMEOUT,
     )
-    status, answer = asyncio.run(patch(create_app(config), key, BODY, framing, pieces))
+    status, answer = asyncio.run(patch(create_app(config), key, framing, pieces))
     assert status == expected, answer
     name = store.get_org(org["id"])["name"]
     if expected == 200:

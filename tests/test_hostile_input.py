@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from conftest import JWT_SECRET, OPERATOR, bearer, new_database, sync_store
+from conftest import JWT_SECRET, OPERATOR, bearer, http_scope, new_database, sync_store
 from handlers.auth.api_keys import mint_key
 from handlers.auth.jwt import issue_token
 from handlers.config import Config
@@ -278,20 +278,7 @@ def asgi_get(
 ) -> tuple[int, dict[str, str]]:
     """Drive the ASGI app directly, with header bytes no HTTP client library would send, on
     the loop of the test client that started it (its store lives there)."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
+    scope = http_scope("GET", path, headers)
     sent: list[dict] = []
 
     async def receive() -> dict:
@@ -335,20 +322,11 @@ def test_a_stalled_body_is_408_in_process(tmp_path: Path) -> None:
             body_timeout_seconds=0.2,
         )
     )
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "PATCH",
-        "scheme": "http",
-        "path": "/v1/organization",
-        "raw_path": b"/v1/organization",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
+    scope = http_scope(
+        "PATCH",
+        "/v1/organization",
+        [(b"content-type", b"application/json"), (b"content-length", b"100")],
+    )
     sent: list[dict] = []
     pieces = [{"type": "http.request", "body": b'{"name": "a', "more_body": True}]
 
