@@ -6,8 +6,10 @@ this module (``make reliability``) prints them, to refresh README's "Reliability
 
 from __future__ import annotations
 
+import fcntl
 import http.client
 import json
+import os
 import socket
 import sqlite3
 import sys
@@ -123,14 +125,23 @@ def integrity(db: Path) -> str:
 
 
 def record(section: str, **figures: Any) -> None:
-    """Store one suite's figures of this run in var/reliability.json."""
+    """Store one suite's figures of this run in var/reliability.json.
+
+    pytest runs test files in two processes (pytest-xdist), so each update holds a lock on
+    the figures' lock file and replaces the file whole: no section is lost, none half-read.
+    """
     FIGURES.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        data = json.loads(FIGURES.read_text())
-    except (OSError, ValueError):
-        data = {}
-    data[section] = {**figures, "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    FIGURES.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    with open(FIGURES.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            data = json.loads(FIGURES.read_text())
+        except (OSError, ValueError):
+            data = {}
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        data[section] = {**figures, "recorded_at": stamp}
+        new = FIGURES.with_suffix(f".{os.getpid()}.tmp")
+        new.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        os.replace(new, FIGURES)
 
 
 def summary(data: dict[str, Any]) -> dict[str, Any]:
