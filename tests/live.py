@@ -210,14 +210,38 @@ def start_server(
     workers: int = 1,
     env: dict[str, str] | None = None,
     log_path: Path | None = None,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> Server:
     """Start ``orgsettings serve`` against ``db`` (a file or a URL) on a free port and wait
     until it is ready. The log goes beside an SQLite file unless ``log_path`` is given (it
-    must be, for a PostgreSQL URL)."""
-    port = free_port()
+    must be, for a PostgreSQL URL).
+
+    pytest runs two processes, so another test may take the free port before the server
+    binds it; ``serve`` then exits at once saying the port is in use, and a new port is tried.
+    """
+    if log_path is None and is_postgresql_url(str(db)):
+        raise ValueError("give log_path for a PostgreSQL database")
+    for _attempt in range(4):
+        try:
+            return _start_server_on(free_port(), db, workers, env, log_path, preexec_fn)
+        except PortTaken:
+            continue
+    raise RuntimeError("four free ports in a row were taken before the server could bind one")
+
+
+class PortTaken(RuntimeError):
+    """``serve`` exited because its port was taken between ``free_port`` and its bind."""
+
+
+def _start_server_on(
+    port: int,
+    db: str | Path,
+    workers: int,
+    env: dict[str, str] | None,
+    log_path: Path | None,
+    preexec_fn: Callable[[], None] | None,
+) -> Server:
     if log_path is None:
-        if is_postgresql_url(str(db)):
-            raise ValueError("give log_path for a PostgreSQL database")
         log_path = Path(db).parent / f"server-{port}.log"
     handle = log_path.open("wb")
     process = subprocess.Popen(
@@ -226,6 +250,7 @@ def start_server(
         stderr=subprocess.STDOUT,
         env={**os.environ, **(env or {})},
         cwd=ROOT,
+        preexec_fn=preexec_fn,
     )
     handle.close()
     server = Server(process=process, base_url=f"http://127.0.0.1:{port}", log_path=log_path)
@@ -233,5 +258,7 @@ def start_server(
         wait_ready(server.base_url, process)
     except Exception:
         server.stop(signal.SIGKILL)
+        if process.returncode == 2 and f"port {port} on 127.0.0.1 is in use" in server.log():
+            raise PortTaken(port) from None
         raise
     return server

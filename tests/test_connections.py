@@ -9,11 +9,9 @@ Everything talks to 127.0.0.1; every loop stops by itself.
 
 from __future__ import annotations
 
-import os
 import resource
 import signal
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +22,7 @@ import pytest
 
 from handlers.cli import server_limits
 from handlers.cli.main import main
-from live import ORGSETTINGS, ROOT, Server, cli, free_port, wait_ready
+from live import Server, cli, free_port, start_server
 from reliability import record
 
 SECRET_ENV = {"ORGSETTINGS_JWT_SECRET": "connections-test-secret-" + "c" * 32}
@@ -45,24 +43,7 @@ def launch(db: Path, workers: int) -> Server:
     """``orgsettings serve`` over ``db`` with a 2 s header timeout and a low soft file limit."""
     env = {**SECRET_ENV, "ORGSETTINGS_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT)}
     cli(db, "init", env=env)
-    port = free_port()
-    log_path = db.parent / f"server-{port}.log"
-    with log_path.open("wb") as handle:
-        process = subprocess.Popen(
-            [ORGSETTINGS, "--db", str(db), "serve", "--port", str(port), "--workers", str(workers)],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **env},
-            cwd=ROOT,
-            preexec_fn=_lower_soft_limit,
-        )
-    live = Server(process=process, base_url=f"http://127.0.0.1:{port}", log_path=log_path)
-    try:
-        wait_ready(live.base_url, process)
-    except Exception:
-        live.stop(signal.SIGKILL)
-        raise
-    return live
+    return start_server(db, workers=workers, env=env, preexec_fn=_lower_soft_limit)
 
 
 @pytest.fixture(scope="module")
