@@ -51,7 +51,7 @@ test: install lint contract-local unit ## every test: lint, Schemathesis against
 PG_CLUSTER := $(BIN)/python tools/postgres_cluster.py run --
 # Each backend's suite runs in TEST_PROCESSES processes (pytest-xdist), a whole test file per
 # process at a time (`--dist loadfile`: module fixtures and module-wide figures stay in one
-# process). Two halve the wall time on a two-core machine; the tests that depend on timing
+# process). Two cut the wall time by 30-40% on a two-core machine; the tests that depend on timing
 # already pass with the other core saturated. TEST_PROCESSES=0 runs one process, as before.
 TEST_PROCESSES ?= 2
 PYTEST     := $(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_PROCESSES) --dist loadfile
