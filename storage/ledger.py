@@ -56,11 +56,30 @@ def opt_out_from_row(row: dict[str, Any]) -> dict[str, Any]:
     return {field: row[field] for field in OPT_OUT_FIELDS}
 
 
+#: Makes an entry added by hand the contact's own: (keyword, inbound_message_id, organization,
+#: number). Only an ``api`` entry changes, so a claim can never rewrite a keyword entry.
+CLAIM_SET = "SET source = 'keyword', keyword = {0}, inbound_message_id = {0}"
+CLAIM_WHERE = "WHERE organization_id = {0} AND phone_number = {0} AND source = 'api'"
+
+
+def claimed(entry: dict[str, Any], keyword: str, inbound_message_id: str) -> dict[str, Any]:
+    """An entry added by hand once the contact texted ``keyword``: the contact's own (source
+    keyword), its ``created_at`` (first opted out) and ``reason`` kept."""
+    return {
+        **entry,
+        "source": "keyword",
+        "keyword": keyword,
+        "inbound_message_id": inbound_message_id,
+    }
+
+
 def opt_out_event(
     by: By, org_id: str, before: dict[str, Any] | None, after: dict[str, Any] | None
 ) -> Draft:
-    """The opt_out.created (no ``before``) or opt_out.deleted (no ``after``) event of an
-    entry: ``changes`` is ``{"opt_outs.<number>": {"from": source, "to": source}}``."""
+    """The event of a ledger change, ``changes`` ``{"opt_outs.<number>": {"from": source,
+    "to": source}}``: opt_out.created for a new entry (no ``before``, the event at its
+    ``created_at``) or one the contact claimed (from ``api`` to ``keyword``, the event now);
+    opt_out.deleted for a removed one (no ``after``)."""
     entry = after or before
     assert entry is not None
     type_ = "opt_out.created" if after is not None else "opt_out.deleted"
@@ -68,7 +87,7 @@ def opt_out_event(
         "from": before["source"] if before else None,
         "to": after["source"] if after else None,
     }
-    at = after["created_at"] if after is not None else None
+    at = after["created_at"] if after is not None and before is None else None
     return Draft(type_, org_id, by, {f"opt_outs.{entry['phone_number']}": change}, at=at)
 
 

@@ -40,7 +40,8 @@ Planner = Callable[[dict[str, Any]], Planned | None]
 #: Sees a ledger entry before it is removed; raising refuses the removal (nothing is written).
 EntryCheck = Callable[[dict[str, Any]], None]
 #: Gets the organization and the sender's ledger entry (or None) inside the transaction;
-#: returns the answer to give and the ledger change to make: "add", "remove" or None.
+#: returns the answer to give and the ledger change to make: "add", "remove", "claim" (an entry
+#: added by hand becomes the contact's own, source keyword) or None.
 InboundDecision = Callable[
     [dict[str, Any], dict[str, Any] | None], tuple[dict[str, Any], str | None]
 ]

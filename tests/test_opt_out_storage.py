@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from conftest import OPERATOR, POSTGRESQL, SyncStore, outside, query, sync_store
+from handlers.rules import replies
 from storage import IdempotencyConflict, NotFoundError, open_store
 from storage.records import END_SEQ
 
@@ -15,9 +16,12 @@ NUMBER = "+14155550123"
 
 
 def stop_decision(org: dict[str, Any], entry: dict[str, Any] | None):
-    """A STOP: add the entry unless it is there; the answer says which."""
-    action = "none" if entry else "opted_out"
-    return {"keyword": "STOP", "action": action}, None if entry else "add"
+    """A STOP, by the effects table: add the entry when there is none, claim one added by hand,
+    leave a keyword entry; the answer says what was done."""
+    source = entry["source"] if entry else None
+    outcome = replies.decide("opt_out", source, org["auto_replies"], org["name"])
+    change = None if outcome.ledger == "none" else outcome.ledger
+    return {"keyword": "STOP", "action": outcome.action}, change
 
 
 def start_decision(org: dict[str, Any], entry: dict[str, Any] | None):
@@ -140,9 +144,41 @@ def test_inbound_start_removes_a_keyword_entry(store, org):
     assert event["changes"] == {f"opt_outs.{NUMBER}": {"from": "keyword", "to": None}}
 
 
-def test_concurrent_stops_make_one_entry_one_event_one_confirmation(config, org):
+def test_inbound_stop_claims_an_entry_added_by_hand(store, org):
+    """A STOP over an entry added by hand makes it the contact's own (so DELETE refuses it),
+    keeps when and why it was added, and records one opt_out.created event from api to
+    keyword; a retry of that STOP and a second STOP change nothing more."""
+    added, _ = store.put_opt_out(
+        org["id"], NUMBER, reason="asked by phone", actor=OPERATOR, surface="cli"
+    )
+    answer, replayed = receive(store, org["id"], "SM1")
+    assert (answer["action"], replayed) == ("none", False)
+    assert store.get_opt_out(org["id"], NUMBER) == {
+        **added,
+        "source": "keyword",
+        "keyword": "STOP",
+        "inbound_message_id": "SM1",
+    }
+    claim = events(store, org["id"], "opt_out.created")[0]  # newest first
+    assert claim["changes"] == {f"opt_outs.{NUMBER}": {"from": "api", "to": "keyword"}}
+    assert claim["created_at"] >= added["created_at"]
+    assert receive(store, org["id"], "SM1") == (answer, True)
+    receive(store, org["id"], "SM2")
+    assert len(events(store, org["id"], "opt_out.created")) == 2  # the PUT's and the claim
+    assert store.verify_audit(org["id"])["broken"] is None
+
+
+@pytest.mark.parametrize("added_by_hand", [False, True], ids=["not opted out", "added by hand"])
+def test_concurrent_stops_make_one_entry_one_event_one_confirmation(config, org, added_by_hand):
     """Twenty STOPs for one number at once through two stores (as two instances would), half
-    of them retries of one webhook: exactly one entry, one event, one confirmation."""
+    of them retries of one webhook: exactly one entry, one event, one confirmation (over an
+    entry added by hand: one claim, no confirmation)."""
+    if added_by_hand:
+        setup = sync_store(config.database)
+        try:
+            setup.put_opt_out(org["id"], NUMBER, reason=None, actor=OPERATOR, surface="cli")
+        finally:
+            setup.close()
     stores = [open_store(config.database), open_store(config.database)]
 
     async def race() -> list[tuple[dict[str, Any], bool]]:
@@ -171,13 +207,13 @@ def test_concurrent_stops_make_one_entry_one_event_one_confirmation(config, org)
     assert [replayed for _, replayed in retried].count(False) == 1
     assert all(a == retried[0][0] for a, _ in retried)  # every retry gets the first answer
     first_actions = [a["action"] for a, replayed in answers if not replayed]
-    assert first_actions.count("opted_out") == 1
-    rows = query(config.database, "SELECT COUNT(*) FROM opt_outs")
-    assert rows == [(1,)]
+    assert first_actions.count("opted_out") == (0 if added_by_hand else 1)
+    rows = query(config.database, "SELECT source, keyword FROM opt_outs")
+    assert rows == [("keyword", "STOP")]
     events_rows = query(
         config.database, "SELECT COUNT(*) FROM audit_events WHERE type = 'opt_out.created'"
     )
-    assert events_rows == [(1,)]
+    assert events_rows == [(2 if added_by_hand else 1,)]
     checker = sync_store(config.database)
     try:
         assert checker.verify_audit(org["id"])["broken"] is None

@@ -41,36 +41,46 @@ def test_the_name_is_inserted_as_is(name):
     assert replies.reply_text("help", ON, name).startswith(f"{name}: Reply STOP")
 
 
-# (category, opted out?, auto replies) -> (action, reply, ledger): every row of "Effects".
+# (category, ledger entry's source (None: not opted out), auto replies) -> (action, reply,
+# ledger): every row of "Effects", and what a keyword does to an entry added by hand ("api").
 @pytest.mark.parametrize(
-    ("category", "opted_out", "auto_replies", "outcome"),
+    ("category", "source", "auto_replies", "outcome"),
     [
-        ("opt_out", False, ON, Outcome("opted_out", STOP, "add")),
-        ("opt_out", True, ON, Outcome("none", None, "none")),  # one confirmation only
-        ("opt_in", True, ON, Outcome("opted_in", START, "remove")),
-        ("opt_in", False, ON, Outcome("none", None, "none")),
-        ("help", False, ON, Outcome("help", HELP, "none")),
-        ("help", True, ON, Outcome("help", HELP, "none")),  # opted out or not
-        (None, False, ON, Outcome("none", None, "none")),
-        (None, True, ON, Outcome("none", None, "none")),
+        ("opt_out", None, ON, Outcome("opted_out", STOP, "add")),
+        ("opt_out", "keyword", ON, Outcome("none", None, "none")),  # one confirmation only
+        ("opt_in", "keyword", ON, Outcome("opted_in", START, "remove")),
+        ("opt_in", None, ON, Outcome("none", None, "none")),
+        ("help", None, ON, Outcome("help", HELP, "none")),
+        ("help", "keyword", ON, Outcome("help", HELP, "none")),  # opted out or not
+        (None, None, ON, Outcome("none", None, "none")),
+        (None, "keyword", ON, Outcome("none", None, "none")),
         # auto_replies.enabled false: the same effects, no reply. Opt-outs still happen.
-        ("opt_out", False, OFF, Outcome("opted_out", None, "add")),
-        ("opt_out", True, OFF, Outcome("none", None, "none")),
-        ("opt_in", True, OFF, Outcome("opted_in", None, "remove")),
-        ("opt_in", False, OFF, Outcome("none", None, "none")),
-        ("help", False, OFF, Outcome("help", None, "none")),
-        ("help", True, OFF, Outcome("help", None, "none")),
-        (None, False, OFF, Outcome("none", None, "none")),
-        (None, True, OFF, Outcome("none", None, "none")),
+        ("opt_out", None, OFF, Outcome("opted_out", None, "add")),
+        ("opt_out", "keyword", OFF, Outcome("none", None, "none")),
+        ("opt_in", "keyword", OFF, Outcome("opted_in", None, "remove")),
+        ("opt_in", None, OFF, Outcome("none", None, "none")),
+        ("help", None, OFF, Outcome("help", None, "none")),
+        ("help", "keyword", OFF, Outcome("help", None, "none")),
+        (None, None, OFF, Outcome("none", None, "none")),
+        (None, "keyword", OFF, Outcome("none", None, "none")),
+        # Over an entry added by hand: a STOP claims it (action none, no reply, as for anyone
+        # already opted out), START removes it, HELP is answered, conversation does nothing.
+        ("opt_out", "api", ON, Outcome("none", None, "claim")),
+        ("opt_out", "api", OFF, Outcome("none", None, "claim")),
+        ("opt_out", "api", CUSTOM, Outcome("none", None, "claim")),
+        ("opt_in", "api", ON, Outcome("opted_in", START, "remove")),
+        ("opt_in", "api", OFF, Outcome("opted_in", None, "remove")),
+        ("help", "api", ON, Outcome("help", HELP, "none")),
+        (None, "api", ON, Outcome("none", None, "none")),
         # Custom texts go where the defaults would.
-        ("opt_out", False, CUSTOM, Outcome("opted_out", "Bye", "add")),
-        ("opt_in", True, CUSTOM, Outcome("opted_in", "Hi again", "remove")),
-        ("help", True, CUSTOM, Outcome("help", "Call 555", "none")),
-        ("opt_out", False, {**CUSTOM, "enabled": False}, Outcome("opted_out", None, "add")),
+        ("opt_out", None, CUSTOM, Outcome("opted_out", "Bye", "add")),
+        ("opt_in", "keyword", CUSTOM, Outcome("opted_in", "Hi again", "remove")),
+        ("help", "keyword", CUSTOM, Outcome("help", "Call 555", "none")),
+        ("opt_out", None, {**CUSTOM, "enabled": False}, Outcome("opted_out", None, "add")),
     ],
 )
-def test_decide(category, opted_out, auto_replies, outcome):
-    assert replies.decide(category, opted_out, auto_replies, "Acme") == outcome
+def test_decide(category, source, auto_replies, outcome):
+    assert replies.decide(category, source, auto_replies, "Acme") == outcome
 
 
 @pytest.mark.parametrize(

@@ -80,6 +80,28 @@ def test_start_opts_back_in_whatever_the_source(client, store, org, key):
     assert (again["action"], again["reply"]) == ("none", None)
 
 
+def test_stop_over_an_entry_added_by_hand_makes_it_the_contacts_own(
+    client, store, org, key, make_key
+):
+    """The operator added the number by hand, then the contact texted STOP: the entry is the
+    contact's now, so the operator can no longer delete it (409); only START removes it."""
+    writer = make_key(org["id"], "opt_outs:write")
+    added = store.put_opt_out(
+        org["id"], CONTACT, reason="asked by phone", actor=OPERATOR, surface="cli"
+    )[0]
+    data = send(client, key, "STOP", "SM1").json()["data"]
+    assert (data["category"], data["action"], data["reply"]) == ("opt_out", "none", None)
+    entry = store.get_opt_out(org["id"], CONTACT)
+    assert entry == {**added, "source": "keyword", "keyword": "STOP", "inbound_message_id": "SM1"}
+    refused = client.delete(f"/v1/opt_outs/%2B{CONTACT[1:]}", headers=bearer(writer))
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "OPTED_OUT_BY_CONTACT"
+    assert store.get_opt_out(org["id"], CONTACT) == entry
+    assert ledger_events(store, org["id"]) == ["opt_out.created", "opt_out.created"]
+    assert send(client, key, "START", "SM2").json()["data"]["action"] == "opted_in"
+    assert store.get_opt_out(org["id"], CONTACT) is None
+
+
 def test_help_is_answered_opted_out_or_not(client, store, org, key):
     send(client, key, "STOP", "SM1")
     data = send(client, key, "help!", "SM2").json()["data"]

@@ -4,9 +4,15 @@ PRODUCT.md, "Effects": one confirmation only (a second STOP, or a START from a c
 not opted out, changes nothing and gets no reply); HELP is answered whether or not the contact
 is opted out; ``auto_replies.enabled`` false removes the reply and nothing else.
 
-A decision the contract leaves open, with a test: a custom ``stop_text`` / ``start_text`` /
-``help_text`` is sent verbatim; ``{name}`` is filled in the platform defaults only, so a custom
-text reads exactly as the organization wrote it.
+Decisions the contract leaves open, each with a test:
+
+- A custom ``stop_text`` / ``start_text`` / ``help_text`` is sent verbatim; ``{name}`` is filled
+  in the platform defaults only, so a custom text reads exactly as the organization wrote it.
+- An opt-out keyword from a contact whose entry was added by hand (source ``api``) claims it:
+  the entry becomes the contact's own (``claim``), so nobody can remove it by hand any more
+  (DELETE refuses keyword entries). Without that, an operator who deletes the entry added by
+  hand would text someone who had also texted STOP. The action and reply stay those of a
+  contact already opted out: ``none``, no reply.
 """
 
 from __future__ import annotations
@@ -19,7 +25,10 @@ from handlers.rules.keywords import Category
 from handlers.rules.sms_encoding import measure
 
 Action = Literal["opted_out", "opted_in", "help", "none"]
-LedgerEffect = Literal["add", "remove", "none"]
+#: ``claim``: an entry added by hand becomes the contact's own (source keyword).
+LedgerEffect = Literal["add", "claim", "remove", "none"]
+#: The source of a contact's ledger entry; None: not opted out.
+Source = Literal["keyword", "api"] | None
 
 #: The platform's replies when the organization set none; ``{name}`` is its name.
 DEFAULT_TEXTS: dict[Category, str] = {
@@ -50,6 +59,7 @@ class Outcome:
 
 
 NOTHING = Outcome("none", None, "none")
+CLAIM = Outcome("none", None, "claim")
 
 
 def reply_text(category: Category, auto_replies: Mapping[str, Any], name: str) -> str:
@@ -60,11 +70,13 @@ def reply_text(category: Category, auto_replies: Mapping[str, Any], name: str) -
     return DEFAULT_TEXTS[category].replace("{name}", name)
 
 
-def _effect(category: Category | None, opted_out: bool) -> tuple[Action, LedgerEffect]:
+def _effect(category: Category | None, source: Source) -> tuple[Action, LedgerEffect]:
     """The action and ledger change of a keyword, before any reply is chosen."""
-    if category == "opt_out" and not opted_out:
+    if category == "opt_out" and source is None:
         return "opted_out", "add"
-    if category == "opt_in" and opted_out:
+    if category == "opt_out" and source == "api":
+        return "none", "claim"
+    if category == "opt_in" and source is not None:
         return "opted_in", "remove"
     if category == "help":
         return "help", "none"
@@ -72,12 +84,13 @@ def _effect(category: Category | None, opted_out: bool) -> tuple[Action, LedgerE
 
 
 def decide(
-    category: Category | None, opted_out: bool, auto_replies: Mapping[str, Any], name: str
+    category: Category | None, source: Source, auto_replies: Mapping[str, Any], name: str
 ) -> Outcome:
-    """The outcome of a keyword for a contact who is (or is not) on the ledger."""
-    action, ledger = _effect(category, opted_out)
+    """The outcome of a keyword for a contact whose ledger entry has ``source`` (None: the
+    contact is not opted out)."""
+    action, ledger = _effect(category, source)
     if action == "none" or category is None:
-        return NOTHING
+        return CLAIM if ledger == "claim" else NOTHING
     # The reply is chosen from the category, never from the ledger after the change, so the
     # confirmation of a STOP cannot be lost to the block it creates.
     reply = reply_text(category, auto_replies, name) if auto_replies["enabled"] else None

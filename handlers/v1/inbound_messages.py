@@ -66,9 +66,8 @@ async def receive(
         def decide(
             org: dict[str, Any], entry: dict[str, Any] | None
         ) -> tuple[dict[str, Any], str | None]:
-            outcome = replies.decide(
-                match.category, entry is not None, org["auto_replies"], org["name"]
-            )
+            source = entry["source"] if entry is not None else None
+            outcome = replies.decide(match.category, source, org["auto_replies"], org["name"])
             change = None if outcome.ledger == "none" else outcome.ledger
             return answer(body, match, outcome), change
 

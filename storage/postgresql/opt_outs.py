@@ -86,6 +86,17 @@ async def _remove(conn: AsyncConnection, org_id: str, entry: dict[str, Any], by:
     await audit.record(conn, ledger.opt_out_event(by, org_id, entry, None))
 
 
+_CLAIM = f"UPDATE opt_outs {ledger.CLAIM_SET} {ledger.CLAIM_WHERE}".format("%s")
+
+
+async def _claim(
+    conn: AsyncConnection, org_id: str, entry: dict[str, Any], keyword: str, message_id: str, by: By
+) -> None:
+    await conn.execute(_CLAIM, [keyword, message_id, org_id, entry["phone_number"]])
+    after = ledger.claimed(entry, keyword, message_id)
+    await audit.record(conn, ledger.opt_out_event(by, org_id, entry, after))
+
+
 async def put(
     conn: AsyncConnection, org_id: str, phone_number: str, reason: str | None, by: By
 ) -> tuple[dict[str, Any], bool]:
@@ -164,5 +175,7 @@ async def receive_inbound(
         await _add(conn, row, by)
     elif change == "remove" and entry is not None:
         await _remove(conn, org_id, entry, by)
+    elif change == "claim" and entry is not None and entry["source"] == "api":
+        await _claim(conn, org_id, entry, answer["keyword"], message_id, by)
     await remember(conn, request, answer)
     return answer, False

@@ -77,6 +77,17 @@ def _remove(db: Database, org_id: str, entry: dict[str, Any], by: By) -> None:
     audit.record(db, ledger.opt_out_event(by, org_id, entry, None))
 
 
+_CLAIM = f"UPDATE opt_outs {ledger.CLAIM_SET} {ledger.CLAIM_WHERE}".format("?")
+
+
+def _claim(
+    db: Database, org_id: str, entry: dict[str, Any], keyword: str, message_id: str, by: By
+) -> None:
+    db.execute(_CLAIM, [keyword, message_id, org_id, entry["phone_number"]])
+    after = ledger.claimed(entry, keyword, message_id)
+    audit.record(db, ledger.opt_out_event(by, org_id, entry, after))
+
+
 def put(
     db: Database, org_id: str, phone_number: str, reason: str | None, by: By
 ) -> tuple[dict[str, Any], bool]:
@@ -150,5 +161,7 @@ def receive_inbound(
         _add(db, row, by)
     elif change == "remove" and entry is not None:
         _remove(db, org_id, entry, by)
+    elif change == "claim" and entry is not None and entry["source"] == "api":
+        _claim(db, org_id, entry, answer["keyword"], message_id, by)
     remember(db, request, answer)
     return answer, False
