@@ -151,6 +151,25 @@ def test_quiet_hours_queue_holds_and_the_hold_counts(client, store, org, key):
     assert (answer["action"], answer["reason"]) == ("skip", "recently_messaged")
 
 
+def test_a_held_text_counts_from_when_it_goes_out(client, store, org, key):
+    """Calls through one night, more than a period apart, are one held text at 08:00, not one
+    each at 08:00; the period then runs from 08:00."""
+    configure(
+        store, org["id"], quiet={"enabled": True, "mode": "queue"}, contact_protection_period=2
+    )
+    night = ["2026-12-03T03:00:00Z", "2026-12-03T05:30:00Z", "2026-12-03T08:00:00Z"]
+    answers = [data(client, key, f"CA{n}", at=at) for n, at in enumerate(night)]
+    assert [(a["action"], a["reason"]) for a in answers] == [
+        ("hold", None),  # 22:00 in New York: texted at 08:00 (13:00Z)
+        ("skip", "recently_messaged"),  # 00:30, 2.5 hours later: that text is still to go
+        ("skip", "recently_messaged"),  # 03:00
+    ]
+    assert answers[0]["next_allowed_at"] == "2026-12-03T13:00:00Z"
+    morning = data(client, key, "CA3", at="2026-12-03T14:59:59Z")  # 1:59:59 after 08:00
+    assert (morning["action"], morning["reason"]) == ("skip", "recently_messaged")
+    assert data(client, key, "CA4", at="2026-12-03T15:00:00Z")["action"] == "send"
+
+
 def test_quiet_hours_reject_skips_and_the_skip_does_not_count(client, store, org, key, config):
     configure(store, org["id"], quiet={"enabled": True, "mode": "reject"})
     skipped = data(client, key, "CA1", at=NIGHT)

@@ -31,9 +31,10 @@ class MissedCallDecision:
 def recently_messaged(last_sent_at: datetime | None, at: datetime, period_hours: int) -> bool:
     """True when contact protection forbids another auto-message at ``at`` (0 hours: never).
 
-    ``last_sent_at`` is the ``at`` of the last call to this number answered send or hold. One at
-    or after ``at`` (calls reported out of order) counts as recent: the caller was texted
-    within the period either way.
+    ``last_sent_at`` is when the last auto-message to this number goes out: the ``at`` of a
+    call answered send, the ``next_allowed_at`` of one answered hold. One at or after ``at``
+    (a held text not yet due, or calls reported out of order) counts as recent: the caller is
+    texted within the period either way.
     """
     if period_hours == 0 or last_sent_at is None:
         return False

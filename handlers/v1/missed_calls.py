@@ -74,8 +74,10 @@ async def receive(
             contact_name=body.get("contact_name"),
             agent_name=body.get("agent_name"),
         )
-        # Only a call that texts the caller (now or later) counts for contact protection.
-        counted = at if decision.action in ("send", "hold") else None
+        # Only a call that texts the caller counts for contact protection, at the moment the
+        # text goes out: now for send, the end of quiet hours for hold (so a night of calls
+        # is one held text, not one each at the same moment).
+        counted = {"send": at, "hold": decision.next_allowed_at}.get(decision.action)
         return answer(body["id"], decision), counted
 
     try:
