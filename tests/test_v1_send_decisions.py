@@ -212,6 +212,12 @@ def test_decisions_come_in_request_order_with_one_ledger_query(
             "IANA",
         ),
         (
+            [{"phone_number": NEW_YORK, "time_zone": "Factory"}],
+            LATE,
+            "recipients[0].time_zone",
+            "IANA",
+        ),
+        (
             [{"phone_number": NEW_YORK, "time_zone": "america/new_york"}],
             LATE,
             "recipients[0].time_zone",

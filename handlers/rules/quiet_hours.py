@@ -63,11 +63,16 @@ class QuietHours:
     send_before: datetime | None
 
 
+#: Shipped by tzdata, but not a place: tz's placeholder for "zone not set" (UTC, shown as
+#: "-00"). Deciding in it would fail open for a recipient whose zone nobody knows.
+NOT_A_PLACE = frozenset({"Factory"})
+
+
 @functools.cache
 def zone_names() -> frozenset[str]:
-    """Every zone name (canonical and link) the pinned tzdata package ships."""
+    """Every zone name (canonical and link) the pinned tzdata package ships, but Factory."""
     listing = resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8")
-    return frozenset(listing.split())
+    return frozenset(listing.split()) - NOT_A_PLACE
 
 
 def is_time_zone(name: str) -> bool:
