@@ -57,9 +57,12 @@ def opt_out_from_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 #: Makes an entry added by hand the contact's own: (keyword, inbound_message_id, organization,
-#: number). Only an ``api`` entry changes, so a claim can never rewrite a keyword entry.
-CLAIM_SET = "SET source = 'keyword', keyword = {0}, inbound_message_id = {0}"
-CLAIM_WHERE = "WHERE organization_id = {0} AND phone_number = {0} AND source = 'api'"
+#: number), ``{p}`` the backend's placeholder. Only an ``api`` entry changes, so a claim can
+#: never rewrite a keyword entry.
+CLAIM_STATEMENT = (
+    "UPDATE opt_outs SET source = 'keyword', keyword = {p}, inbound_message_id = {p}"
+    " WHERE organization_id = {p} AND phone_number = {p} AND source = 'api'"
+)
 
 
 def claimed(entry: dict[str, Any], keyword: str, inbound_message_id: str) -> dict[str, Any]:

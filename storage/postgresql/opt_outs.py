@@ -86,7 +86,7 @@ async def _remove(conn: AsyncConnection, org_id: str, entry: dict[str, Any], by:
     await audit.record(conn, ledger.opt_out_event(by, org_id, entry, None))
 
 
-_CLAIM = f"UPDATE opt_outs {ledger.CLAIM_SET} {ledger.CLAIM_WHERE}".format("%s")
+_CLAIM = ledger.CLAIM_STATEMENT.format(p="%s")
 
 
 async def _claim(

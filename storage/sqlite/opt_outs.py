@@ -77,7 +77,7 @@ def _remove(db: Database, org_id: str, entry: dict[str, Any], by: By) -> None:
     audit.record(db, ledger.opt_out_event(by, org_id, entry, None))
 
 
-_CLAIM = f"UPDATE opt_outs {ledger.CLAIM_SET} {ledger.CLAIM_WHERE}".format("?")
+_CLAIM = ledger.CLAIM_STATEMENT.format(p="?")
 
 
 def _claim(
